@@ -1,0 +1,214 @@
+"""SQLAlchemy 2 typed models. Normalised search columns are filled by crm.db.normalize."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from crm.db.types import Money, UtcDateTime
+
+NAMING = {
+    'ix': 'ix_%(table_name)s_%(column_0_N_name)s',
+    'uq': 'uq_%(table_name)s_%(column_0_N_name)s',
+    'ck': 'ck_%(table_name)s_%(constraint_name)s',
+    'fk': 'fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s',
+    'pk': 'pk_%(table_name)s',
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class User(Base):
+    __tablename__ = 'users'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    login: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str | None] = mapped_column(String(254), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))  # operator | supervisor | admin
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    extension: Mapped[str | None] = mapped_column(String(16), unique=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Borrower(Base):
+    __tablename__ = 'borrowers'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pin: Mapped[str] = mapped_column(String(20), unique=True)
+    last_name: Mapped[str] = mapped_column(String(100))
+    first_name: Mapped[str] = mapped_column(String(100))
+    middle_name: Mapped[str | None] = mapped_column(String(100))
+    # lower case, ё→е, single spaces: what name search matches against
+    search_name: Mapped[str] = mapped_column(String(310))
+    birth_date: Mapped[date] = mapped_column(Date)
+    inn: Mapped[str | None] = mapped_column(String(12), index=True)
+    snils: Mapped[str | None] = mapped_column(String(11), index=True)  # digits only
+    passport: Mapped[str | None] = mapped_column(String(10), index=True)  # series + number, digits only
+    passport_issued: Mapped[str | None] = mapped_column(String(300))
+    email: Mapped[str | None] = mapped_column(String(254))
+    address: Mapped[str | None] = mapped_column(String(300))
+    city: Mapped[str] = mapped_column(String(100))
+    timezone: Mapped[str] = mapped_column(String(64))
+    employer: Mapped[str | None] = mapped_column(String(200))
+    monthly_payment: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    assigned_operator_id: Mapped[int | None] = mapped_column(ForeignKey('users.id'))
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    # denormalised from loans and communications, kept by the services, for sorting the list
+    total_debt: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    overdue_amount: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    days_past_due: Mapped[int] = mapped_column(Integer, default=0)
+    last_contact_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    phones: Mapped[list[BorrowerPhone]] = relationship(
+        back_populates='borrower', order_by='BorrowerPhone.id', cascade='all, delete-orphan'
+    )
+    loans: Mapped[list[Loan]] = relationship(back_populates='borrower', cascade='all, delete-orphan')
+
+    __table_args__ = (
+        Index('ix_borrowers_operator_days_past_due', 'assigned_operator_id', 'days_past_due'),
+        Index('ix_borrowers_operator_last_name', 'assigned_operator_id', 'last_name'),
+    )
+
+
+class BorrowerPhone(Base):
+    __tablename__ = 'borrower_phones'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    borrower_id: Mapped[int] = mapped_column(ForeignKey('borrowers.id', ondelete='CASCADE'), index=True)
+    phone: Mapped[str] = mapped_column(String(15), index=True)  # normalised: 7XXXXXXXXXX
+    kind: Mapped[str] = mapped_column(String(16), default='mobile')  # mobile | home | work
+    is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    borrower: Mapped[Borrower] = relationship(back_populates='phones')
+
+
+class Loan(Base):
+    __tablename__ = 'loans'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    borrower_id: Mapped[int] = mapped_column(ForeignKey('borrowers.id', ondelete='CASCADE'), index=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    product: Mapped[str] = mapped_column(String(100))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    term_days: Mapped[int] = mapped_column(Integer)
+    rate: Mapped[Decimal] = mapped_column(Numeric(6, 3))  # percent per day
+    issued_on: Mapped[date] = mapped_column(Date)
+    due_on: Mapped[date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(16))  # active | closed | archived
+    status_code: Mapped[int] = mapped_column(Integer)
+    status_name: Mapped[str] = mapped_column(String(200))
+    principal_outstanding: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    total_debt: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    overdue_amount: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    days_past_due: Mapped[int] = mapped_column(Integer, default=0)
+    closed_on: Mapped[date | None] = mapped_column(Date)
+
+    borrower: Mapped[Borrower] = relationship(back_populates='loans')
+
+
+class CreditApplication(Base):
+    """An application for credit made to this company (the own part of the credit history)."""
+
+    __tablename__ = 'credit_applications'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    borrower_id: Mapped[int] = mapped_column(ForeignKey('borrowers.id', ondelete='CASCADE'), index=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    product: Mapped[str] = mapped_column(String(100))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    term_days: Mapped[int] = mapped_column(Integer)
+    applied_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status_code: Mapped[int] = mapped_column(Integer)
+    status_name: Mapped[str] = mapped_column(String(200))
+
+
+class Product(Base):
+    """An additional product or service that can be sold to a borrower."""
+
+    __tablename__ = 'products'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    price: Mapped[Decimal] = mapped_column(Money)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class ProductSale(Base):
+    __tablename__ = 'product_sales'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    borrower_id: Mapped[int] = mapped_column(ForeignKey('borrowers.id', ondelete='CASCADE'), index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey('products.id'))
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey('users.id'))
+    price: Mapped[Decimal] = mapped_column(Money)
+    sold_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    product: Mapped[Product] = relationship()
+
+
+class Communication(Base):
+    """One contact with a borrower on any channel, with its result."""
+
+    __tablename__ = 'communications'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    borrower_id: Mapped[int | None] = mapped_column(ForeignKey('borrowers.id', ondelete='CASCADE'))
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey('users.id'))
+    # call_in | call_out | sms | email | chat | password | note
+    channel: Mapped[str] = mapped_column(String(16))
+    direction: Mapped[str] = mapped_column(String(8))  # in | out
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    phone: Mapped[str | None] = mapped_column(String(15))
+    result_code: Mapped[str | None] = mapped_column(String(32))
+    result_name: Mapped[str | None] = mapped_column(String(100))
+    reached: Mapped[bool | None] = mapped_column(Boolean)
+    promise_amount: Mapped[Decimal | None] = mapped_column(Money)
+    promise_date: Mapped[date | None] = mapped_column(Date)
+    comment: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
+    delivery_status: Mapped[str | None] = mapped_column(String(16))
+    duration_s: Mapped[int | None] = mapped_column(Integer)
+    recording_url: Mapped[str | None] = mapped_column(String(500))
+
+    operator: Mapped[User | None] = relationship()
+
+    __table_args__ = (Index('ix_communications_borrower_started', 'borrower_id', 'started_at'),)
+
+
+class AuditEntry(Base):
+    __tablename__ = 'audit_entries'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey('users.id'))
+    action: Mapped[str] = mapped_column(String(64))
+    borrower_id: Mapped[int | None] = mapped_column(ForeignKey('borrowers.id', ondelete='SET NULL'))
+    details: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index('ix_audit_entries_borrower_at', 'borrower_id', 'at'),)
