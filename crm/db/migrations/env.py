@@ -1,4 +1,5 @@
 from alembic import context
+
 from crm.db.engine import make_engine
 from crm.db.models import Base
 

@@ -7,9 +7,8 @@ Create Date: 2026-11-26
 Money columns are BIGINT kopecks; on PostgreSQL names get a pg_trgm GIN index for fragment search.
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0001'
 down_revision = None

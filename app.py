@@ -1,0 +1,40 @@
+"""Lender CRM: read the settings, build the services, register pages and API, serve."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from nicegui import ui
+
+from crm import bootstrap
+from crm.config import Settings
+from crm.db.migrate import DatabaseNotReady, check_ready
+from crm.pages import register_pages
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    settings = Settings.from_env()
+    services = bootstrap.build(settings)
+    try:
+        check_ready(services.engine)
+    except DatabaseNotReady as error:
+        print(error, file=sys.stderr)
+        sys.exit(2)
+    register_pages(services)
+    ui.run(
+        host=settings.host,
+        port=settings.port,
+        title='Lender CRM',
+        language='ru',
+        storage_secret=settings.storage_secret(),
+        show=False,
+        reload=False,
+        favicon='💼',
+        reconnect_timeout=10,
+    )
+
+
+if __name__ in {'__main__', '__mp_main__'}:
+    main()

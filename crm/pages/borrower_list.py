@@ -1,0 +1,134 @@
+"""The list after login: the operator's borrowers, paged and sorted on the server."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from nicegui import run, ui
+
+from crm.bootstrap import Services
+from crm.pages import format as fmt
+from crm.pages.layout import frame
+from crm.pages.session import current_actor
+from crm.services.borrowers import SORT_COLUMNS, ListQuery
+from crm.services.errors import ServiceError
+from crm.services.views import Page
+
+COLUMNS = [
+    {'name': 'name', 'label': 'ФИО', 'field': 'full_name', 'align': 'left', 'sortable': True},
+    {'name': 'pin', 'label': 'PIN', 'field': 'pin', 'align': 'left'},
+    {'name': 'city', 'label': 'Город', 'field': 'city', 'align': 'left'},
+    {'name': 'loan', 'label': 'Заём', 'field': 'loan', 'align': 'left'},
+    {'name': 'total_debt', 'label': 'Общий долг', 'field': 'total_debt', 'sortable': True},
+    {'name': 'overdue_amount', 'label': 'Просрочено', 'field': 'overdue_amount', 'sortable': True},
+    {'name': 'days_past_due', 'label': 'Дней просрочки', 'field': 'days_past_due', 'sortable': True},
+    {'name': 'last_contact_at', 'label': 'Последний контакт', 'field': 'last_contact_at', 'sortable': True},
+]
+OPERATOR_COLUMN = {'name': 'operator', 'label': 'Сотрудник', 'field': 'operator', 'align': 'left'}
+PER_PAGE_OPTIONS = [25, 50, 100]
+
+
+def table_rows(page: Page) -> list[dict]:
+    return [
+        {
+            'id': row.id,
+            'full_name': row.full_name,
+            'pin': row.pin,
+            'city': row.city,
+            'loan': f'№ {row.loan.number} · {row.loan.product}' if row.loan else '—',
+            'total_debt': fmt.money(row.total_debt),
+            'overdue_amount': fmt.money(row.overdue_amount),
+            'days_past_due': row.days_past_due,
+            'last_contact_at': fmt.moment(row.last_contact_at),
+            'operator': row.operator_login or '—',
+        }
+        for row in page.items
+    ]
+
+
+def pagination_props(query: ListQuery, page: Page) -> dict:
+    return {
+        'page': page.page,
+        'rowsPerPage': page.per_page,
+        'rowsNumber': page.total,
+        'sortBy': query.sort,
+        'descending': query.descending,
+    }
+
+
+def register(services: Services) -> None:
+    @ui.page('/')
+    async def borrower_list() -> None:
+        actor = await current_actor(services.auth)
+        if actor is None:
+            ui.navigate.to('/login')
+            return
+        state = {'query': ListQuery()}
+        operators = await run.io_bound(services.borrowers.operators, actor) if actor.sees_everyone else []
+
+        async def load(query: ListQuery) -> None:
+            try:
+                page = await run.io_bound(services.borrowers.list_borrowers, actor, query)
+            except ServiceError as error:
+                ui.notify(error.message, type='negative')
+                return
+            state['query'] = query
+            table.rows = table_rows(page)
+            table.pagination = pagination_props(query, page)
+            summary.set_text(f'Всего: {page.total}')
+
+        async def on_request(event) -> None:
+            request = event.args.get('pagination', {}) if isinstance(event.args, dict) else {}
+            sort = request.get('sortBy') or 'days_past_due'
+            await load(
+                replace(
+                    state['query'],
+                    page=int(request.get('page') or 1),
+                    per_page=int(request.get('rowsPerPage') or 25),
+                    sort=sort if sort in SORT_COLUMNS else 'days_past_due',
+                    descending=bool(request.get('descending')),
+                )
+            )
+
+        async def on_filter() -> None:
+            await load(
+                replace(
+                    state['query'],
+                    page=1,
+                    overdue_only=bool(overdue.value),
+                    operator_id=operator_select.value if operator_select else None,
+                )
+            )
+
+        title = 'Заёмщики' if actor.sees_everyone else 'Мои заёмщики'
+        with frame(actor, title):
+            with ui.row().classes('w-full items-center gap-6'):
+                ui.label(title).classes('text-xl font-semibold')
+                overdue = ui.checkbox('Только с просрочкой', on_change=on_filter)
+                operator_select = None
+                if actor.sees_everyone:
+                    options = {None: 'Все сотрудники'} | {
+                        o.id: f'{o.full_name} ({o.login})' for o in operators
+                    }
+                    operator_select = ui.select(options, value=None, label='Сотрудник', on_change=on_filter)
+                    operator_select.props('outlined dense').classes('w-72')
+                ui.space()
+                summary = ui.label('').classes('text-sm text-gray-600')
+            columns = COLUMNS + ([OPERATOR_COLUMN] if actor.sees_everyone else [])
+            table = ui.table(columns=columns, rows=[], row_key='id', pagination=25).classes('w-full')
+            table.props(f'flat bordered :rows-per-page-options="{PER_PAGE_OPTIONS}"')
+            table.props('no-data-label="Нет заёмщиков" rows-per-page-label="Строк на странице"')
+            table.on('request', on_request)
+            table.on('rowClick', lambda e: ui.navigate.to(f'/borrower/{e.args[1]["id"]}'))
+            table.add_slot(
+                'body-cell-name',
+                '<q-td :props="props"><a :href="\'/borrower/\' + props.row.id" '
+                'class="text-primary font-medium" @click.stop>{{ props.value }}</a></q-td>',
+            )
+            table.add_slot(
+                'body-cell-days_past_due',
+                '<q-td :props="props"><q-badge v-if="props.value > 0" '
+                ":color=\"props.value > 90 ? 'negative' : props.value > 30 ? 'deep-orange' : 'orange'\" "
+                ':label="props.value" /><span v-else class="text-grey-6">0</span></q-td>',
+            )
+        await load(state['query'])

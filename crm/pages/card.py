@@ -1,0 +1,250 @@
+"""The borrower card: who they are, what they owe, what was said before."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from nicegui import run, ui
+
+from crm.bootstrap import Services
+from crm.db.normalize import format_passport, format_phone, format_snils
+from crm.domain import CHANNEL_LABELS, LOAN_STATES, overdue_bucket, status_label
+from crm.pages import format as fmt
+from crm.pages.layout import frame
+from crm.pages.session import current_actor
+from crm.services import views as v
+from crm.services.errors import NotFound
+
+PHONE_KINDS = {'mobile': 'моб.', 'home': 'дом.', 'work': 'раб.'}
+CHANNEL_ICONS = {
+    'call_in': 'call_received',
+    'call_out': 'call_made',
+    'sms': 'sms',
+    'email': 'mail',
+    'chat': 'chat',
+    'password': 'key',
+    'note': 'edit_note',
+}
+RESULT_COLORS = {'promise': 'positive', 'paid': 'positive', 'refusal': 'negative', 'wrong_number': 'negative'}
+
+
+def field(label: str, value: str | None) -> None:
+    with ui.column().classes('gap-0'):
+        ui.label(label).classes('text-xs text-gray-500')
+        ui.label(value or '—').classes('text-sm font-medium')
+
+
+def heading(card: v.BorrowerCard) -> None:
+    loan = card.current_loan
+    with ui.row().classes('w-full items-center gap-x-6 gap-y-1'):
+        ui.label(f'Займ № {loan.number}' if loan else 'Займов нет').classes('text-lg font-semibold')
+        ui.label(f'PIN: {card.pin}').classes('text-lg')
+        if loan:
+            ui.badge(status_label(loan.status_code, loan.status_name), color='primary').classes('text-sm')
+        if card.archived:
+            ui.badge('В архиве', color='grey').classes('text-sm')
+        ui.space()
+        ui.label(f'Ответственный: {card.operator_name or "не назначен"}').classes('text-sm text-gray-600')
+
+
+def personal(card: v.BorrowerCard) -> None:
+    with ui.card().classes('flex-1 min-w-[28rem]'):
+        ui.label(card.full_name).classes('text-xl font-semibold')
+        with ui.grid(columns=3).classes('w-full gap-x-6 gap-y-3'):
+            field('Дата рождения', fmt.day(card.birth_date))
+            field('ИНН', card.inn)
+            field('СНИЛС', format_snils(card.snils) if card.snils else None)
+            field('Паспорт', format_passport(card.passport) if card.passport else None)
+            field('Кем выдан', card.passport_issued)
+            field('E-mail', card.email)
+            field('Адрес', card.address)
+            field('Город', card.city)
+            field('Местное время', fmt.local_time(card.timezone, datetime.now(UTC)))
+            field('Место работы', card.employer)
+            field('Долг в месяц', fmt.money(card.monthly_payment))
+            field('Последний контакт', fmt.moment(card.last_contact_at))
+        with ui.row().classes('gap-2 flex-wrap'):
+            for phone in card.phones:
+                chip = ui.chip(
+                    f'{format_phone(phone.number)} {PHONE_KINDS.get(phone.kind, "")}', icon='phone'
+                )
+                chip.props('outline' + (' color=primary' if phone.is_primary else ''))
+
+
+def loan_terms(card: v.BorrowerCard) -> None:
+    loan = card.current_loan
+    with ui.card().classes('w-[26rem]'):
+        ui.label('Условия займа').classes('text-base font-semibold')
+        if loan is None:
+            ui.label('Займов нет').classes('text-gray-600')
+            return
+        with ui.grid(columns=2).classes('w-full gap-x-6 gap-y-3'):
+            field('Сумма займа', fmt.money(loan.amount))
+            field('Срок', fmt.days(loan.term_days))
+            field('Ставка', f'{fmt.percent(loan.rate)} в день')
+            field('Продукт', loan.product)
+            field('Дата выдачи', fmt.day(loan.issued_on))
+            field('Дата возврата', fmt.day(loan.due_on))
+            field('Остаток основного долга', fmt.money(loan.principal_outstanding))
+            field('Общая задолженность', fmt.money(loan.total_debt))
+        overdue = loan.days_past_due > 0
+        with ui.row().classes(
+            'w-full items-center justify-between rounded p-3 '
+            + ('bg-red-50 text-red-900' if overdue else 'bg-green-50 text-green-900')
+        ):
+            with ui.column().classes('gap-0'):
+                ui.label('Просроченная задолженность').classes('text-xs')
+                ui.label(fmt.money(loan.overdue_amount)).classes('text-xl font-bold')
+            with ui.column().classes('gap-0 items-end'):
+                ui.label('Дней просрочки').classes('text-xs')
+                ui.label(str(loan.days_past_due)).classes('text-xl font-bold')
+                ui.label(overdue_bucket(loan.days_past_due)).classes('text-xs')
+        if len([x for x in card.loans if x.state == 'active']) > 1:
+            ui.label(
+                f'Всего по действующим займам: {fmt.money(card.total_debt)}, '
+                f'просрочено {fmt.money(card.overdue_amount)}'
+            ).classes('text-sm text-gray-700')
+
+
+def loans_table(card: v.BorrowerCard) -> None:
+    columns = [
+        {'name': 'number', 'label': 'Займ №', 'field': 'number', 'align': 'left'},
+        {'name': 'product', 'label': 'Продукт', 'field': 'product', 'align': 'left'},
+        {'name': 'status', 'label': 'Статус', 'field': 'status', 'align': 'left'},
+        {'name': 'state', 'label': 'Состояние', 'field': 'state', 'align': 'left'},
+        {'name': 'amount', 'label': 'Сумма', 'field': 'amount'},
+        {'name': 'issued', 'label': 'Выдан', 'field': 'issued'},
+        {'name': 'debt', 'label': 'Задолженность', 'field': 'debt'},
+        {'name': 'overdue', 'label': 'Просрочено', 'field': 'overdue'},
+        {'name': 'dpd', 'label': 'Дней просрочки', 'field': 'dpd'},
+    ]
+    rows = [
+        {
+            'number': loan.number,
+            'product': loan.product,
+            'status': status_label(loan.status_code, loan.status_name),
+            'state': LOAN_STATES.get(loan.state, loan.state),
+            'amount': fmt.money(loan.amount),
+            'issued': fmt.day(loan.issued_on),
+            'debt': fmt.money(loan.total_debt),
+            'overdue': fmt.money(loan.overdue_amount),
+            'dpd': loan.days_past_due,
+        }
+        for loan in card.loans
+    ]
+    ui.table(columns=columns, rows=rows, row_key='number').props('flat dense').classes('w-full')
+
+
+def applications_table(card: v.BorrowerCard) -> None:
+    ui.label('Заявки в компании').classes('text-sm font-semibold')
+    if not card.applications:
+        ui.label('Заявок нет').classes('text-gray-600')
+        return
+    columns = [
+        {'name': 'number', 'label': 'Заявка №', 'field': 'number', 'align': 'left'},
+        {'name': 'date', 'label': 'Дата', 'field': 'date', 'align': 'left'},
+        {'name': 'product', 'label': 'Продукт', 'field': 'product', 'align': 'left'},
+        {'name': 'amount', 'label': 'Сумма', 'field': 'amount'},
+        {'name': 'term', 'label': 'Срок', 'field': 'term'},
+        {'name': 'status', 'label': 'Статус', 'field': 'status', 'align': 'left'},
+    ]
+    rows = [
+        {
+            'number': a.number,
+            'date': fmt.moment(a.applied_at),
+            'product': a.product,
+            'amount': fmt.money(a.amount),
+            'term': fmt.days(a.term_days),
+            'status': status_label(a.status_code, a.status_name),
+        }
+        for a in card.applications
+    ]
+    ui.table(columns=columns, rows=rows, row_key='number').props('flat dense').classes('w-full')
+
+
+def products_list(card: v.BorrowerCard) -> None:
+    if not card.products:
+        ui.label('Дополнительные продукты не приобретались').classes('text-gray-600')
+        return
+    with ui.list().props('dense separator').classes('w-full'):
+        for product in card.products:
+            with ui.item(), ui.item_section():
+                ui.label(product.name).classes('font-medium')
+                ui.label(f'{fmt.money(product.price)} · {fmt.moment(product.sold_at)}').classes(
+                    'text-xs text-gray-600'
+                )
+
+
+def history(card: v.BorrowerCard) -> None:
+    with ui.card().classes('flex-1 min-w-[28rem]'):
+        with ui.row().classes('w-full items-center'):
+            ui.label('История коммуникаций').classes('text-base font-semibold')
+            ui.space()
+            ui.label(f'{card.communications_total}').classes('text-sm text-gray-600')
+        if not card.communications:
+            ui.label('Коммуникаций ещё не было').classes('text-gray-600')
+            return
+        with ui.timeline(side='right').props('dense').classes('w-full'):
+            for item in card.communications:
+                timeline_entry(item)
+        if card.communications_total > len(card.communications):
+            ui.label(f'Показаны последние {len(card.communications)}').classes('text-xs text-gray-600')
+
+
+def timeline_entry(item: v.CommunicationItem) -> None:
+    title = CHANNEL_LABELS.get(item.channel, item.channel)
+    if item.result_name:
+        title += f' — {item.result_name}'
+    subtitle = fmt.moment(item.started_at) + (f' · {item.operator_name}' if item.operator_name else '')
+    color = RESULT_COLORS.get(item.result_code or '', 'primary')
+    with ui.timeline_entry(title=title, subtitle=subtitle, icon=CHANNEL_ICONS.get(item.channel), color=color):
+        details = []
+        if item.phone:
+            details.append(format_phone(item.phone))
+        if item.duration_s:
+            details.append(f'длительность {fmt.duration(item.duration_s)}')
+        if item.promise_amount is not None:
+            details.append(f'обещание {fmt.money(item.promise_amount)} до {fmt.day(item.promise_date)}')
+        if item.delivery_status:
+            details.append('доставлено' if item.delivery_status == 'delivered' else 'не доставлено')
+        if details:
+            ui.label(' · '.join(details)).classes('text-xs text-gray-600')
+        if item.comment:
+            ui.label(item.comment).classes('text-sm')
+        if item.body:
+            ui.label(item.body).classes('text-sm italic text-gray-700')
+
+
+def register(services: Services) -> None:
+    @ui.page('/borrower/{borrower_id}')
+    async def card_page(borrower_id: int) -> None:
+        actor = await current_actor(services.auth)
+        if actor is None:
+            ui.navigate.to('/login')
+            return
+        try:
+            card = await run.io_bound(services.borrowers.card, actor, borrower_id)
+        except NotFound as error:
+            with frame(actor, 'Заёмщик не найден'):
+                ui.label(error.message).classes('text-lg')
+                ui.link('К списку заёмщиков', '/')
+            return
+        with frame(actor, card.full_name):
+            heading(card)
+            with ui.row().classes('w-full items-stretch gap-4'):
+                personal(card)
+                loan_terms(card)
+            with ui.row().classes('w-full items-start gap-4'):
+                history(card)
+                with ui.card().classes('flex-1 min-w-[28rem]'):
+                    with ui.tabs().classes('w-full') as tabs:
+                        loans_tab = ui.tab(f'Займы ({len(card.loans)})')
+                        credit_tab = ui.tab('Кредитная история')
+                        products_tab = ui.tab(f'Продукты ({len(card.products)})')
+                    with ui.tab_panels(tabs, value=loans_tab).classes('w-full'):
+                        with ui.tab_panel(loans_tab):
+                            loans_table(card)
+                        with ui.tab_panel(credit_tab):
+                            applications_table(card)
+                        with ui.tab_panel(products_tab):
+                            products_list(card)

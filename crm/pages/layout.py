@@ -1,0 +1,62 @@
+"""The frame every page shares: header with the search line, the user, and logout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlencode
+
+from nicegui import ui
+
+from crm.services.actor import Actor
+from crm.services.search_query import MIN_LENGTH, TOO_SHORT
+
+BRAND_COLOR = '#1f4e79'
+
+
+def search_url(text: str, archive: bool = False) -> str:
+    params = {'q': text.strip()}
+    if archive:
+        params['archive'] = '1'
+    return '/search?' + urlencode(params)
+
+
+def search_box(value: str = '', *, archive: bool = False, dark: bool = True) -> ui.input:
+    """The one search line; Enter searches, a too-short query gets a hint and no query."""
+
+    def submit() -> None:
+        text = (box.value or '').strip()
+        if len(text.replace(' ', '')) < MIN_LENGTH:
+            ui.notify(TOO_SHORT, type='warning')
+            return
+        ui.navigate.to(search_url(text, archive))
+
+    box = ui.input(placeholder='ФИО, телефон, паспорт, PIN, ИНН, СНИЛС', value=value)
+    box.props('dense clearable type=search' + (' dark standout' if dark else ' outlined'))
+    box.props('aria-label="Поиск заёмщика"').classes('w-96')
+    with box.add_slot('prepend'):
+        ui.icon('search')
+    box.on('keydown.enter', submit)
+    return box
+
+
+@contextmanager
+def frame(actor: Actor, title: str) -> Iterator[None]:
+    ui.page_title(f'{title} — Lender CRM')
+    ui.colors(primary=BRAND_COLOR)
+    ui.query('body').classes('bg-slate-50')
+    with ui.header(elevated=True).classes('items-center gap-4 px-4 py-2').style(f'background:{BRAND_COLOR}'):
+        ui.link('Lender CRM', '/').classes('text-lg font-bold text-white no-underline')
+        ui.link('Заёмщики', '/').classes('text-white no-underline opacity-90')
+        search_box()
+        ui.space()
+        with ui.column().classes('gap-0 items-end'):
+            ui.label(actor.full_name).classes('text-sm font-medium')
+            ui.label(actor.role_label + (f' · доб. {actor.extension}' if actor.extension else '')).classes(
+                'text-xs opacity-80'
+            )
+        ui.button(icon='logout', on_click=lambda: ui.navigate.to('/logout')).props(
+            'flat round color=white aria-label="Выйти"'
+        ).tooltip('Выйти')
+    with ui.column().classes('w-full max-w-screen-2xl mx-auto p-4 gap-4'):
+        yield

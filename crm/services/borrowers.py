@@ -1,0 +1,337 @@
+"""Borrowers: the operator's list, search by any identifier, and the card (every view audited)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from crm.db.models import (
+    Borrower,
+    BorrowerPhone,
+    Communication,
+    CreditApplication,
+    Loan,
+    ProductSale,
+    User,
+)
+from crm.domain import Role
+from crm.services import audit, search_query
+from crm.services import views as v
+from crm.services.actor import Actor
+from crm.services.errors import AccessDenied, NotFound
+
+SORT_COLUMNS = {
+    'name': Borrower.search_name,
+    'total_debt': Borrower.total_debt,
+    'overdue_amount': Borrower.overdue_amount,
+    'days_past_due': Borrower.days_past_due,
+    'last_contact_at': Borrower.last_contact_at,
+}
+SEARCH_LIMIT = 50
+HISTORY_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    operator_id: int | None = None  # None: the actor's own for an operator, everyone for the others
+    overdue_only: bool = False
+    sort: str = 'days_past_due'
+    descending: bool = True
+    page: int = 1
+    per_page: int = 25
+
+
+@dataclass(frozen=True)
+class OperatorOption:
+    id: int
+    login: str
+    full_name: str
+
+
+class BorrowerService:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    # --- the list -------------------------------------------------------------------------------
+    def list_borrowers(self, actor: Actor, query: ListQuery = ListQuery()) -> v.Page:
+        """Borrowers assigned to the operator (supervisors and admins: anyone's, or everyone's)."""
+        operator_id = self._list_scope(actor, query.operator_id)
+        if query.sort not in SORT_COLUMNS:
+            raise ValueError(f'unknown sort column {query.sort!r}')
+        per_page = min(max(query.per_page, 1), 200)
+        page = max(query.page, 1)
+        conditions: list[ColumnElement[bool]] = [Borrower.archived.is_(False)]
+        if operator_id is not None:
+            conditions.append(Borrower.assigned_operator_id == operator_id)
+        if query.overdue_only:
+            conditions.append(Borrower.days_past_due > 0)
+        column = SORT_COLUMNS[query.sort]
+        order = column.desc().nulls_last() if query.descending else column.asc().nulls_last()
+        tiebreak = Borrower.id.desc() if query.descending else Borrower.id.asc()
+        with self._sessions() as session:
+            total = session.scalar(select(func.count()).select_from(Borrower).where(*conditions)) or 0
+            rows = session.scalars(
+                self._rows_query()
+                .where(*conditions)
+                .order_by(order, tiebreak)
+                .offset((page - 1) * per_page)
+                .limit(per_page)
+            ).all()
+            items = self._to_rows(session, rows)
+        return v.Page(items=items, total=total, page=page, per_page=per_page)
+
+    def _list_scope(self, actor: Actor, operator_id: int | None) -> int | None:
+        if actor.sees_everyone:
+            return operator_id
+        if operator_id not in (None, actor.id):
+            raise AccessDenied('Сотрудник видит в списке только своих заёмщиков')
+        return actor.id
+
+    def operators(self, actor: Actor) -> list[OperatorOption]:
+        """Operators to filter the list by (supervisors and admins)."""
+        actor.require(Role.SUPERVISOR, Role.ADMIN)
+        with self._sessions() as session:
+            users = session.scalars(
+                select(User).where(User.role == Role.OPERATOR, User.active.is_(True)).order_by(User.login)
+            )
+            return [OperatorOption(id=u.id, login=u.login, full_name=u.full_name) for u in users]
+
+    # --- search ---------------------------------------------------------------------------------
+    def search(
+        self, actor: Actor, text: str, *, archive: bool = False, limit: int = SEARCH_LIMIT
+    ) -> v.SearchResult:
+        """Any borrower by name parts, phone, passport, PIN, INN or SNILS (QueryTooShort if too short).
+
+        Operators may find any borrower, not only their own: they take calls from anyone.
+        """
+        parsed = search_query.parse(text)
+        condition = (
+            _identifier_condition(parsed)
+            if isinstance(parsed, search_query.Identifier)
+            else _name_condition(parsed)
+        )
+        conditions = [condition] if archive else [condition, Borrower.archived.is_(False)]
+        with self._sessions() as session:
+            rows = session.scalars(
+                self._rows_query()
+                .where(*conditions)
+                .order_by(Borrower.search_name, Borrower.id)
+                .limit(limit + 1)
+            ).all()
+            items = self._to_rows(session, rows[:limit])
+        return v.SearchResult(items=items, more=len(rows) > limit)
+
+    # --- the card -------------------------------------------------------------------------------
+    def card(self, actor: Actor, borrower_id: int) -> v.BorrowerCard:
+        """Everything about one borrower; the view is written to the audit log in the same transaction."""
+        with self._sessions.begin() as session:
+            borrower = session.get(Borrower, borrower_id, options=[selectinload(Borrower.phones)])
+            if borrower is None:
+                raise NotFound('Заёмщик не найден')
+            audit.record(session, 'card.view', user_id=actor.id, borrower_id=borrower.id)
+            return _card(session, borrower)
+
+    # --- shared ---------------------------------------------------------------------------------
+    @staticmethod
+    def _rows_query() -> Select[tuple[Borrower]]:
+        return select(Borrower).options(selectinload(Borrower.phones))
+
+    @staticmethod
+    def _to_rows(session: Session, borrowers: Sequence[Borrower]) -> tuple[v.BorrowerRow, ...]:
+        ids = [b.id for b in borrowers]
+        latest = _latest_loans(session, ids)
+        logins = _operator_logins(session, {b.assigned_operator_id for b in borrowers})
+        return tuple(
+            v.BorrowerRow(
+                id=b.id,
+                pin=b.pin,
+                full_name=_full_name(b),
+                birth_date=b.birth_date,
+                city=b.city,
+                phones=tuple(p.phone for p in b.phones),
+                passport=b.passport,
+                total_debt=b.total_debt,
+                overdue_amount=b.overdue_amount,
+                days_past_due=b.days_past_due,
+                last_contact_at=b.last_contact_at,
+                operator_login=logins.get(b.assigned_operator_id),
+                archived=b.archived,
+                loan=latest.get(b.id),
+            )
+            for b in borrowers
+        )
+
+
+def _identifier_condition(key: search_query.Identifier) -> ColumnElement[bool]:
+    alternatives: list[ColumnElement[bool]] = [Borrower.pin == key.pin]
+    if key.passport:
+        alternatives.append(Borrower.passport == key.passport)
+    if key.inn:
+        alternatives.append(Borrower.inn == key.inn)
+    if key.snils:
+        alternatives.append(Borrower.snils == key.snils)
+    if key.phone:
+        alternatives.append(
+            Borrower.id.in_(select(BorrowerPhone.borrower_id).where(BorrowerPhone.phone == key.phone))
+        )
+    return or_(*alternatives)
+
+
+def _name_condition(parts: search_query.NameParts) -> ColumnElement[bool]:
+    # search_name is stored normalised, and parse() normalised the fragments the same way
+    conditions = [Borrower.search_name.contains(f, autoescape=True) for f in parts.fragments]
+    conditions += [
+        or_(Borrower.search_name.startswith(i, autoescape=True), Borrower.search_name.contains(f' {i}'))
+        for i in parts.initials
+    ]
+    return and_(*conditions)
+
+
+def _full_name(b: Borrower) -> str:
+    return ' '.join(p for p in (b.last_name, b.first_name, b.middle_name) if p)
+
+
+def _latest_loans(session: Session, borrower_ids: Iterable[int]) -> dict[int, v.LoanBrief]:
+    ids = list(borrower_ids)
+    if not ids:
+        return {}
+    latest: dict[int, v.LoanBrief] = {}
+    loans = session.scalars(
+        select(Loan)
+        .where(Loan.borrower_id.in_(ids))
+        .order_by(Loan.borrower_id, Loan.issued_on.desc(), Loan.id.desc())
+    )
+    for loan in loans:
+        latest.setdefault(
+            loan.borrower_id,
+            v.LoanBrief(
+                number=loan.number,
+                product=loan.product,
+                state=loan.state,
+                status_code=loan.status_code,
+                status_name=loan.status_name,
+                overdue_amount=loan.overdue_amount,
+                days_past_due=loan.days_past_due,
+            ),
+        )
+    return latest
+
+
+def _operator_logins(session: Session, ids: set[int | None]) -> dict[int | None, str]:
+    wanted = [i for i in ids if i is not None]
+    if not wanted:
+        return {}
+    return dict(session.execute(select(User.id, User.login).where(User.id.in_(wanted))).tuples().all())
+
+
+def _card(session: Session, b: Borrower) -> v.BorrowerCard:
+    loans = session.scalars(
+        select(Loan).where(Loan.borrower_id == b.id).order_by(Loan.issued_on.desc(), Loan.id.desc())
+    ).all()
+    applications = session.scalars(
+        select(CreditApplication)
+        .where(CreditApplication.borrower_id == b.id)
+        .order_by(CreditApplication.applied_at.desc())
+    ).all()
+    sales = session.scalars(
+        select(ProductSale)
+        .where(ProductSale.borrower_id == b.id)
+        .options(selectinload(ProductSale.product))
+        .order_by(ProductSale.sold_at.desc())
+    ).all()
+    history = session.execute(
+        select(Communication, User.full_name)
+        .outerjoin(User, User.id == Communication.operator_id)
+        .where(Communication.borrower_id == b.id)
+        .order_by(Communication.started_at.desc(), Communication.id.desc())
+        .limit(HISTORY_LIMIT)
+    ).all()
+    history_total = session.scalar(
+        select(func.count()).select_from(Communication).where(Communication.borrower_id == b.id)
+    )
+    operator_name = session.scalar(select(User.full_name).where(User.id == b.assigned_operator_id))
+    return v.BorrowerCard(
+        id=b.id,
+        pin=b.pin,
+        last_name=b.last_name,
+        first_name=b.first_name,
+        middle_name=b.middle_name,
+        birth_date=b.birth_date,
+        inn=b.inn,
+        snils=b.snils,
+        passport=b.passport,
+        passport_issued=b.passport_issued,
+        email=b.email,
+        address=b.address,
+        city=b.city,
+        timezone=b.timezone,
+        employer=b.employer,
+        monthly_payment=b.monthly_payment,
+        total_debt=b.total_debt,
+        overdue_amount=b.overdue_amount,
+        days_past_due=b.days_past_due,
+        last_contact_at=b.last_contact_at,
+        archived=b.archived,
+        operator_name=operator_name,
+        phones=tuple(v.Phone(number=p.phone, kind=p.kind, is_primary=p.is_primary) for p in b.phones),
+        loans=tuple(_loan(loan) for loan in loans),
+        applications=tuple(
+            v.Application(
+                number=a.number,
+                product=a.product,
+                amount=a.amount,
+                term_days=a.term_days,
+                applied_at=a.applied_at,
+                status_code=a.status_code,
+                status_name=a.status_name,
+            )
+            for a in applications
+        ),
+        products=tuple(v.ProductBought(name=s.product.name, price=s.price, sold_at=s.sold_at) for s in sales),
+        communications=tuple(_communication(c, name) for c, name in history),
+        communications_total=history_total or 0,
+    )
+
+
+def _loan(loan: Loan) -> v.Loan:
+    return v.Loan(
+        id=loan.id,
+        number=loan.number,
+        product=loan.product,
+        amount=loan.amount,
+        term_days=loan.term_days,
+        rate=loan.rate,
+        issued_on=loan.issued_on,
+        due_on=loan.due_on,
+        state=loan.state,
+        status_code=loan.status_code,
+        status_name=loan.status_name,
+        principal_outstanding=loan.principal_outstanding,
+        total_debt=loan.total_debt,
+        overdue_amount=loan.overdue_amount,
+        days_past_due=loan.days_past_due,
+        closed_on=loan.closed_on,
+    )
+
+
+def _communication(c: Communication, operator_name: str | None) -> v.CommunicationItem:
+    return v.CommunicationItem(
+        id=c.id,
+        channel=c.channel,
+        direction=c.direction,
+        started_at=c.started_at,
+        ended_at=c.ended_at,
+        operator_name=operator_name,
+        phone=c.phone,
+        result_code=c.result_code,
+        result_name=c.result_name,
+        promise_amount=c.promise_amount,
+        promise_date=c.promise_date,
+        comment=c.comment,
+        body=c.body,
+        delivery_status=c.delivery_status,
+        duration_s=c.duration_s,
+    )

@@ -1,0 +1,28 @@
+"""Errors a service raises for the user to read: the message is Russian and safe to show."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """A refusal the caller shows as it is (ui.notify, a 4xx body)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class AccessDenied(ServiceError):
+    def __init__(self, message: str = 'Недостаточно прав для этого действия') -> None:
+        super().__init__(message)
+
+
+class NotFound(ServiceError):
+    pass
+
+
+class LoginFailed(ServiceError):
+    pass
+
+
+class QueryTooShort(ServiceError):
+    pass

@@ -1,0 +1,162 @@
+"""Plain frozen views that services return; pages render them and never see ORM rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+
+@dataclass(frozen=True)
+class LoanBrief:
+    number: str
+    product: str
+    state: str
+    status_code: int
+    status_name: str
+    overdue_amount: Decimal
+    days_past_due: int
+
+
+@dataclass(frozen=True)
+class BorrowerRow:
+    """A line of the borrower list or of search results."""
+
+    id: int
+    pin: str
+    full_name: str
+    birth_date: date
+    city: str
+    phones: tuple[str, ...]
+    passport: str | None
+    total_debt: Decimal
+    overdue_amount: Decimal
+    days_past_due: int
+    last_contact_at: datetime | None
+    operator_login: str | None
+    archived: bool
+    loan: LoanBrief | None  # the most recent loan
+
+
+@dataclass(frozen=True)
+class Page:
+    items: tuple[BorrowerRow, ...]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    items: tuple[BorrowerRow, ...]
+    more: bool  # more matches exist than shown
+
+
+@dataclass(frozen=True)
+class Loan:
+    id: int
+    number: str
+    product: str
+    amount: Decimal
+    term_days: int
+    rate: Decimal
+    issued_on: date
+    due_on: date
+    state: str
+    status_code: int
+    status_name: str
+    principal_outstanding: Decimal
+    total_debt: Decimal
+    overdue_amount: Decimal
+    days_past_due: int
+    closed_on: date | None
+
+
+@dataclass(frozen=True)
+class Application:
+    number: str
+    product: str
+    amount: Decimal
+    term_days: int
+    applied_at: datetime
+    status_code: int
+    status_name: str
+
+
+@dataclass(frozen=True)
+class ProductBought:
+    name: str
+    price: Decimal
+    sold_at: datetime
+
+
+@dataclass(frozen=True)
+class Phone:
+    number: str
+    kind: str
+    is_primary: bool
+
+
+@dataclass(frozen=True)
+class CommunicationItem:
+    id: int
+    channel: str
+    direction: str
+    started_at: datetime
+    ended_at: datetime | None
+    operator_name: str | None
+    phone: str | None
+    result_code: str | None
+    result_name: str | None
+    promise_amount: Decimal | None
+    promise_date: date | None
+    comment: str | None
+    body: str | None
+    delivery_status: str | None
+    duration_s: int | None
+
+
+@dataclass(frozen=True)
+class BorrowerCard:
+    id: int
+    pin: str
+    last_name: str
+    first_name: str
+    middle_name: str | None
+    birth_date: date
+    inn: str | None
+    snils: str | None
+    passport: str | None
+    passport_issued: str | None
+    email: str | None
+    address: str | None
+    city: str
+    timezone: str
+    employer: str | None
+    monthly_payment: Decimal
+    total_debt: Decimal
+    overdue_amount: Decimal
+    days_past_due: int
+    last_contact_at: datetime | None
+    archived: bool
+    operator_name: str | None
+    phones: tuple[Phone, ...]
+    loans: tuple[Loan, ...]  # newest first
+    applications: tuple[Application, ...]
+    products: tuple[ProductBought, ...]
+    communications: tuple[CommunicationItem, ...]  # newest first
+    communications_total: int
+
+    @property
+    def full_name(self) -> str:
+        return ' '.join(p for p in (self.last_name, self.first_name, self.middle_name) if p)
+
+    @property
+    def current_loan(self) -> Loan | None:
+        """The loan the card leads with: the newest active one, else the newest."""
+        active = [loan for loan in self.loans if loan.state == 'active']
+        return (active or list(self.loans) or [None])[0]
