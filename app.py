@@ -14,7 +14,6 @@ from crm.pages import register_pages
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     settings = Settings.from_env()
     services = bootstrap.build(settings)
     try:
@@ -22,6 +21,7 @@ def main() -> None:
     except DatabaseNotReady as error:
         print(error, file=sys.stderr)
         sys.exit(2)
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     register_pages(services)
     ui.run(
         host=settings.host,

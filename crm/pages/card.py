@@ -176,7 +176,7 @@ def products_list(card: v.BorrowerCard) -> None:
 
 
 def history(card: v.BorrowerCard) -> None:
-    with ui.card().classes('flex-1 min-w-[28rem]'):
+    with ui.card().classes('w-full'):
         with ui.row().classes('w-full items-center'):
             ui.label('История коммуникаций').classes('text-base font-semibold')
             ui.space()
@@ -184,7 +184,7 @@ def history(card: v.BorrowerCard) -> None:
         if not card.communications:
             ui.label('Коммуникаций ещё не было').classes('text-gray-600')
             return
-        with ui.timeline(side='right').props('dense').classes('w-full'):
+        with ui.timeline(side='right').props('dense').classes('w-full crm-timeline'):
             for item in card.communications:
                 timeline_entry(item)
         if card.communications_total > len(card.communications):
@@ -215,6 +215,13 @@ def timeline_entry(item: v.CommunicationItem) -> None:
             ui.label(item.body).classes('text-sm italic text-gray-700')
 
 
+TIMELINE_CSS = """
+.crm-timeline .q-timeline__title { font-size: 0.95rem; font-weight: 600; margin-bottom: 0; }
+.crm-timeline .q-timeline__subtitle { font-size: 0.75rem; margin-bottom: 2px; }
+.crm-timeline .q-timeline__content { padding-bottom: 12px; }
+"""
+
+
 def register(services: Services) -> None:
     @ui.page('/borrower/{borrower_id}')
     async def card_page(borrower_id: int) -> None:
@@ -229,22 +236,24 @@ def register(services: Services) -> None:
                 ui.label(error.message).classes('text-lg')
                 ui.link('К списку заёмщиков', '/')
             return
+        ui.add_css(TIMELINE_CSS)
         with frame(actor, card.full_name):
             heading(card)
             with ui.row().classes('w-full items-stretch gap-4'):
                 personal(card)
                 loan_terms(card)
-            with ui.row().classes('w-full items-start gap-4'):
-                history(card)
-                with ui.card().classes('flex-1 min-w-[28rem]'):
-                    with ui.tabs().classes('w-full') as tabs:
+            with ui.element('div').classes('w-full grid grid-cols-1 xl:grid-cols-5 gap-4 items-start'):
+                with ui.element('div').classes('xl:col-span-2 min-w-0'):
+                    history(card)
+                with ui.card().classes('xl:col-span-3 min-w-0'):
+                    with ui.tabs().props('align=left dense').classes('w-full') as tabs:
                         loans_tab = ui.tab(f'Займы ({len(card.loans)})')
                         credit_tab = ui.tab('Кредитная история')
                         products_tab = ui.tab(f'Продукты ({len(card.products)})')
                     with ui.tab_panels(tabs, value=loans_tab).classes('w-full'):
-                        with ui.tab_panel(loans_tab):
+                        with ui.tab_panel(loans_tab).classes('p-0'):
                             loans_table(card)
-                        with ui.tab_panel(credit_tab):
+                        with ui.tab_panel(credit_tab).classes('p-0'):
                             applications_table(card)
-                        with ui.tab_panel(products_tab):
+                        with ui.tab_panel(products_tab).classes('p-0'):
                             products_list(card)

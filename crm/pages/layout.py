@@ -41,14 +41,15 @@ def search_box(value: str = '', *, archive: bool = False, dark: bool = True) -> 
 
 
 @contextmanager
-def frame(actor: Actor, title: str) -> Iterator[None]:
+def frame(actor: Actor, title: str, *, search: bool = True) -> Iterator[None]:
     ui.page_title(f'{title} — Lender CRM')
     ui.colors(primary=BRAND_COLOR)
     ui.query('body').classes('bg-slate-50')
     with ui.header(elevated=True).classes('items-center gap-4 px-4 py-2').style(f'background:{BRAND_COLOR}'):
         ui.link('Lender CRM', '/').classes('text-lg font-bold text-white no-underline')
         ui.link('Заёмщики', '/').classes('text-white no-underline opacity-90')
-        search_box()
+        if search:
+            search_box()
         ui.space()
         with ui.column().classes('gap-0 items-end'):
             ui.label(actor.full_name).classes('text-sm font-medium')

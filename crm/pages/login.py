@@ -31,6 +31,8 @@ def register(services: Services) -> None:
                 return
             finally:
                 button.props(remove='loading')
+            if actor is None:  # io_bound gives None when the app is shutting down
+                return
             log_in(actor)
             ui.navigate.to(target)
 

@@ -32,7 +32,7 @@ def register(services: Services) -> None:
             ui.navigate.to('/login')
             return
         in_archive = archive in {'1', 'true', 'on'}
-        with frame(actor, 'Поиск'):
+        with frame(actor, 'Поиск', search=False):
             with ui.row().classes('w-full items-center gap-4'):
                 box = search_box(q, archive=in_archive, dark=False)
                 ui.checkbox(
@@ -57,6 +57,8 @@ def register(services: Services) -> None:
                 if not in_archive:
                     ui.link('Искать в архиве', search_url(q, True))
                 return
+            found = f'Найдено: {len(result.items)}' + (' и ещё есть — уточните запрос' if result.more else '')
+            ui.label(found).classes('text-sm text-gray-600')
             with ui.list().props('bordered separator').classes('w-full bg-white rounded'):
                 for row in result.items:
                     with ui.item(on_click=lambda r=row: ui.navigate.to(f'/borrower/{r.id}')).props(

@@ -48,35 +48,47 @@ class AuthService:
         login = login.strip()
         if not login or not password:
             raise LoginFailed('Введите логин и пароль')
-        with self._sessions.begin() as session:
-            user = session.scalar(
-                select(User).where(
-                    or_(func.lower(User.login) == login.lower(), func.lower(User.email) == login.lower())
-                )
+        with self._sessions.begin() as session:  # failures are committed too: they count
+            actor, refusal = self._check(session, login, password, now)
+        if refusal is not None:
+            raise LoginFailed(refusal)
+        assert actor is not None
+        return actor
+
+    def _check(
+        self, session: Session, login: str, password: str, now: datetime
+    ) -> tuple[Actor | None, str | None]:
+        """(actor, None) on success, (None, the message to show) on refusal; records the outcome."""
+        user = session.scalar(
+            select(User).where(
+                or_(func.lower(User.login) == login.lower(), func.lower(User.email) == login.lower())
             )
-            if user is None:
-                verify_password(password, DUMMY_HASH)  # same work as for a real account
-                audit.record(session, 'login.failed', user_id=None, login=login)
-                raise LoginFailed(WRONG_CREDENTIALS)
+        )
+        if user is None:
+            verify_password(password, DUMMY_HASH)  # the same work as for a real account
+            audit.record(session, 'login.failed', user_id=None, login=login)
+            return None, WRONG_CREDENTIALS
+        if user.locked_until is not None and user.locked_until > now:
+            audit.record(session, 'login.locked', user_id=user.id)
+            return None, locked_message(user.locked_until, now)
+        if not verify_password(password, user.password_hash) or not user.active:
+            self._count_failure(session, user, now)
             if user.locked_until is not None and user.locked_until > now:
-                audit.record(session, 'login.locked', user_id=user.id)
-                raise LoginFailed(locked_message(user.locked_until, now))
-            if not verify_password(password, user.password_hash) or not user.active:
-                self._count_failure(session, user, now)
-                if user.locked_until is not None and user.locked_until > now:
-                    raise LoginFailed(locked_message(user.locked_until, now))
-                raise LoginFailed(WRONG_CREDENTIALS)
-            user.failed_logins = 0
-            user.locked_until = None
-            audit.record(session, 'login', user_id=user.id)
-            return to_actor(user)
+                return None, locked_message(user.locked_until, now)
+            return None, WRONG_CREDENTIALS
+        user.failed_logins = 0
+        user.locked_until = None
+        audit.record(session, 'login', user_id=user.id)
+        return to_actor(user), None
 
     def _count_failure(self, session: Session, user: User, now: datetime) -> None:
         user.failed_logins += 1
         if user.failed_logins >= self._max_attempts:
             user.locked_until = now + self._lockout
             user.failed_logins = 0
-            audit.record(session, 'login.lockout', user_id=user.id, minutes=self._lockout.seconds // 60)
+            audit.record(
+                session, 'login.lockout', user_id=user.id, minutes=int(self._lockout.total_seconds() // 60)
+            )
         else:
             audit.record(session, 'login.failed', user_id=user.id)
 

@@ -224,7 +224,7 @@ def _operator_logins(session: Session, ids: set[int | None]) -> dict[int | None,
     wanted = [i for i in ids if i is not None]
     if not wanted:
         return {}
-    return dict(session.execute(select(User.id, User.login).where(User.id.in_(wanted))).tuples().all())
+    return dict(session.execute(select(User.id, User.login).where(User.id.in_(wanted))).all())
 
 
 def _card(session: Session, b: Borrower) -> v.BorrowerCard:

@@ -12,7 +12,7 @@ MIN_LENGTH = 2
 TOO_SHORT = 'Введите не менее 2 символов: часть ФИО, телефон, паспорт, PIN, ИНН или СНИЛС'
 # What may separate the digits of an identifier as people type it: +7 (928) 000-99-77, 45 10 123456
 _IDENTIFIER = re.compile(r'^[\d\s()+\-.]+$')
-_NAME_PART = re.compile(r'[^\w\-]+')
+_NAME_PART = re.compile(r'[^0-9a-zа-я\-]+')
 
 
 @dataclass(frozen=True)

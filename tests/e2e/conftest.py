@@ -1,0 +1,105 @@
+"""A real app process on a free loopback port, and headless Debian Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import need_service
+
+CHROMIUM = Path('/usr/bin/chromium')
+ROOT = Path(__file__).resolve().parents[2]
+OUTPUT = ROOT / 'test-output'
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope='session')
+def app_url(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    var_dir = tmp_path_factory.mktemp('var')
+    env = os.environ | {
+        'CRM_DATABASE_URL': database_url,
+        'CRM_DEMO': '0',
+        'CRM_PORT': str(port),
+        'CRM_SECRET': 'e2e-secret',
+        'CRM_VAR_DIR': str(var_dir),
+    }
+    for name in ('CRM_AMQP_URL', 'PYTEST_CURRENT_TEST'):  # NiceGUI runs in test mode under pytest
+        env.pop(name, None)
+    log = (var_dir / 'app.log').open('w')
+    process = subprocess.Popen(
+        [sys.executable, 'app.py'], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f'http://127.0.0.1:{port}'
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f'app exited: {(var_dir / "app.log").read_text()}')
+            try:
+                if httpx.get(url + '/login', timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError('app did not start within 30 s')
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope='module')  # sync Playwright holds an event loop: release it before async tests run
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        need_service('Chromium is not installed at /usr/bin/chromium (apt-get install chromium)')
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[
+                '--no-sandbox',
+                '--disable-gpu',
+                '--disable-background-networking',
+                '--disable-component-update',
+                '--disable-sync',
+                '--no-first-run',
+                '--disable-quic',
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[object]:
+    context = browser.new_context(viewport={'width': 1440, 'height': 900}, locale='ru-RU')
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope='session')
+def output_dir() -> Path:
+    OUTPUT.mkdir(exist_ok=True)
+    return OUTPUT

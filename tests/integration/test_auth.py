@@ -1,0 +1,74 @@
+"""Login: either credential accepted, one message for any mistake, lockout after five failures."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from crm.db.models import AuditEntry, User
+from crm.domain import Role
+from crm.services.auth import WRONG_CREDENTIALS, AuthService
+from crm.services.errors import LoginFailed
+from tests.factories import make_user
+
+
+@pytest.fixture
+def auth(sessions) -> AuthService:
+    return AuthService(sessions, max_attempts=5, lockout_minutes=15)
+
+
+def test_login_by_login_or_email_any_case(auth, sessions) -> None:
+    user = make_user(sessions, role=Role.SUPERVISOR)
+    assert auth.authenticate(user.login, 'secret').role == Role.SUPERVISOR
+    assert auth.authenticate(user.email.upper(), 'secret').id == user.id
+
+
+def test_wrong_password_and_unknown_login_say_the_same(auth, sessions) -> None:
+    user = make_user(sessions)
+    with pytest.raises(LoginFailed) as wrong_password:
+        auth.authenticate(user.login, 'nope')
+    with pytest.raises(LoginFailed) as unknown_login:
+        auth.authenticate('no_such_user', 'secret')
+    assert wrong_password.value.message == unknown_login.value.message == WRONG_CREDENTIALS
+
+
+def test_five_failures_lock_for_fifteen_minutes_even_the_right_password(auth, sessions) -> None:
+    user = make_user(sessions)
+    now = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    for _ in range(4):
+        with pytest.raises(LoginFailed, match='Неверный логин или пароль'):
+            auth.authenticate(user.login, 'wrong', now=now)
+    with pytest.raises(LoginFailed, match='Повторите через 15 минут'):
+        auth.authenticate(user.login, 'wrong', now=now)
+    with pytest.raises(LoginFailed, match='заблокирован'):
+        auth.authenticate(user.login, 'secret', now=now + timedelta(minutes=14))
+    assert auth.authenticate(user.login, 'secret', now=now + timedelta(minutes=15, seconds=1)).id == user.id
+    with sessions() as session:
+        actions = session.scalars(select(AuditEntry.action).where(AuditEntry.user_id == user.id)).all()
+    assert 'login.lockout' in actions and actions[-1] == 'login'
+
+
+def test_success_resets_the_failure_count(auth, sessions) -> None:
+    user = make_user(sessions)
+    for _ in range(4):
+        with pytest.raises(LoginFailed):
+            auth.authenticate(user.login, 'wrong')
+    auth.authenticate(user.login, 'secret')
+    with pytest.raises(LoginFailed, match='Неверный'):
+        auth.authenticate(user.login, 'wrong')  # a fresh count: not locked after one more
+
+
+def test_deactivated_account_cannot_log_in_and_loses_its_session(auth, sessions) -> None:
+    user = make_user(sessions)
+    with sessions.begin() as session:
+        session.get(User, user.id).active = False
+    with pytest.raises(LoginFailed, match='Неверный логин или пароль'):
+        auth.authenticate(user.login, 'secret')
+    assert auth.actor(user.id) is None
+
+
+def test_empty_fields_get_a_prompt(auth) -> None:
+    with pytest.raises(LoginFailed, match='Введите логин и пароль'):
+        auth.authenticate('  ', '')

@@ -1,0 +1,41 @@
+"""UI tests run app.py in NiceGUI's user simulation against the shared test database."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from nicegui.testing import User
+
+
+@pytest.fixture(autouse=True)
+def _app_environment(app_env: str) -> None:
+    """Requested for every UI test so app.py finds the test database before the user fixture starts it."""
+
+
+async def log_in(user: User, login: str, password: str, *, path: str = '/') -> None:
+    await user.open(path)
+    await user.should_see('Вход в систему')
+    user.find('Логин/Email').type(login)
+    user.find('Пароль').type(password)
+    await submit_login(user)
+
+
+async def submit_login(user: User) -> None:
+    """Click «Войти» and wait for the password check (argon2 takes a good part of a second)."""
+    (button,) = user.find('Войти').elements
+    user.find('Войти').click()
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if not button.props.get('loading'):
+            break
+    await asyncio.sleep(0.05)  # let the navigation that follows a success start
+
+
+async def until(condition, timeout: float = 5.0) -> None:
+    """Wait for an async page handler (it runs the service in a thread) to show its effect."""
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError('the page did not update in time')

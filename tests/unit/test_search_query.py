@@ -1,0 +1,51 @@
+import pytest
+
+from crm.services.errors import QueryTooShort
+from crm.services.search_query import Identifier, NameParts, parse
+
+
+@pytest.mark.parametrize('text', ['+7 928 000-99-77', '89280009977', '9280009977', '8 (928) 000-99-77'])
+def test_phone_in_any_format_becomes_the_stored_form(text: str) -> None:
+    parsed = parse(text)
+    assert isinstance(parsed, Identifier)
+    assert parsed.phone == '79280009977'
+
+
+def test_ten_digits_may_be_passport_pin_inn_or_phone() -> None:
+    parsed = parse('4510 123456')
+    assert isinstance(parsed, Identifier)
+    assert (parsed.passport, parsed.pin, parsed.inn, parsed.phone) == (
+        '4510123456',
+        '4510123456',
+        '4510123456',
+        '74510123456',
+    )
+
+
+def test_snils_with_dashes_is_eleven_digits() -> None:
+    parsed = parse('112-233-445 95')
+    assert isinstance(parsed, Identifier)
+    assert parsed.snils == '11223344595'
+    assert parsed.phone is None  # does not start with 7 or 8
+
+
+def test_twelve_digits_is_a_person_inn() -> None:
+    parsed = parse('500100732259')
+    assert isinstance(parsed, Identifier) and parsed.inn == '500100732259' and parsed.phone is None
+
+
+def test_name_is_normalised_and_split_into_fragments_and_initials() -> None:
+    parsed = parse('  Семёнов   Пётр  И. ')
+    assert parsed == NameParts(fragments=('семенов', 'петр'), initials=('и',))
+
+
+@pytest.mark.parametrize('text', ['', ' ', 'а', '7', ' и ', 'и.'])
+def test_empty_or_one_letter_is_refused_with_a_hint(text: str) -> None:
+    with pytest.raises(QueryTooShort, match='не менее 2 символов'):
+        parse(text)
+
+
+def test_like_wildcards_are_plain_text() -> None:
+    parsed = parse('ив%_ан')
+    assert isinstance(parsed, NameParts)
+    assert parsed.fragments == ('ив', 'ан')
