@@ -8,7 +8,7 @@ from nicegui import run, ui
 
 from crm.bootstrap import Services
 from crm.db.normalize import format_passport, format_phone, format_snils
-from crm.domain import CHANNEL_LABELS, LOAN_STATES, overdue_bucket, status_label
+from crm.domain import CHANNEL_LABELS, overdue_bucket, status_label
 from crm.pages import format as fmt
 from crm.pages.layout import frame
 from crm.pages.session import current_actor
@@ -111,19 +111,17 @@ def loans_table(card: v.BorrowerCard) -> None:
         {'name': 'number', 'label': 'Займ №', 'field': 'number', 'align': 'left'},
         {'name': 'product', 'label': 'Продукт', 'field': 'product', 'align': 'left'},
         {'name': 'status', 'label': 'Статус', 'field': 'status', 'align': 'left'},
-        {'name': 'state', 'label': 'Состояние', 'field': 'state', 'align': 'left'},
         {'name': 'amount', 'label': 'Сумма', 'field': 'amount'},
         {'name': 'issued', 'label': 'Выдан', 'field': 'issued'},
-        {'name': 'debt', 'label': 'Задолженность', 'field': 'debt'},
+        {'name': 'debt', 'label': 'Долг', 'field': 'debt'},
         {'name': 'overdue', 'label': 'Просрочено', 'field': 'overdue'},
-        {'name': 'dpd', 'label': 'Дней просрочки', 'field': 'dpd'},
+        {'name': 'dpd', 'label': 'Дней', 'field': 'dpd'},
     ]
     rows = [
         {
             'number': loan.number,
             'product': loan.product,
             'status': status_label(loan.status_code, loan.status_name),
-            'state': LOAN_STATES.get(loan.state, loan.state),
             'amount': fmt.money(loan.amount),
             'issued': fmt.day(loan.issued_on),
             'debt': fmt.money(loan.total_debt),
@@ -132,7 +130,7 @@ def loans_table(card: v.BorrowerCard) -> None:
         }
         for loan in card.loans
     ]
-    ui.table(columns=columns, rows=rows, row_key='number').props('flat dense').classes('w-full')
+    ui.table(columns=columns, rows=rows, row_key='number').props('flat dense wrap-cells').classes('w-full')
 
 
 def applications_table(card: v.BorrowerCard) -> None:
