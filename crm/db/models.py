@@ -15,6 +15,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -82,6 +83,11 @@ class Borrower(Base):
     days_past_due: Mapped[int] = mapped_column(Integer, default=0)
     last_contact_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # legal status (230-FZ): any of these blocks outgoing contact
+    contact_refused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    representative_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    bankrupt: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    incapacitated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     phones: Mapped[list[BorrowerPhone]] = relationship(
         back_populates='borrower', order_by='BorrowerPhone.id', cascade='all, delete-orphan'
@@ -195,10 +201,84 @@ class Communication(Base):
     delivery_status: Mapped[str | None] = mapped_column(String(16))
     duration_s: Mapped[int | None] = mapped_column(Integer)
     recording_url: Mapped[str | None] = mapped_column(String(500))
+    call_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    callback_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     operator: Mapped[User | None] = relationship()
 
     __table_args__ = (Index('ix_communications_borrower_started', 'borrower_id', 'started_at'),)
+
+
+class Call(Base):
+    """A phone call as the PBX knows it, by the PBX's call_id, with its state machine."""
+
+    __tablename__ = 'calls'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(128), unique=True)
+    direction: Mapped[str] = mapped_column(String(8))  # in | out
+    # ringing | dialing | active | on_hold | transferred | ended
+    state: Mapped[str] = mapped_column(String(16))
+    number: Mapped[str] = mapped_column(String(32))  # the borrower's side, normalised when possible
+    extension: Mapped[str | None] = mapped_column(String(16), index=True)
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey('users.id'))
+    borrower_id: Mapped[int | None] = mapped_column(ForeignKey('borrowers.id', ondelete='SET NULL'))
+    communication_id: Mapped[int | None] = mapped_column(ForeignKey('communications.id', ondelete='SET NULL'))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    duration_s: Mapped[int | None] = mapped_column(Integer)
+    recording_url: Mapped[str | None] = mapped_column(String(500))
+    transferred_to: Mapped[str | None] = mapped_column(String(16))
+    # other borrowers sharing the caller's number, for the operator to switch to
+    other_borrower_ids: Mapped[str | None] = mapped_column(String(500))
+
+    __table_args__ = (Index('ix_calls_operator_state', 'operator_id', 'state'),)
+
+
+class InboundEvent(Base):
+    """Every event from outside, by its idempotency key; early ones wait here for their call."""
+
+    __tablename__ = 'inbound_events'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    type: Mapped[str] = mapped_column(String(64))
+    call_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # applied | parked | stored
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ResultCode(Base):
+    """The configurable list of contact results."""
+
+    __tablename__ = 'result_codes'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    reached: Mapped[bool] = mapped_column(Boolean)  # the borrower was spoken to
+    needs_promise: Mapped[bool] = mapped_column(Boolean, default=False)
+    needs_callback: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ApiToken(Base):
+    """A bearer token for other systems; only its SHA-256 is kept."""
+
+    __tablename__ = 'api_tokens'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(12))  # shown to tell tokens apart
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(String(16))  # events | lookup
+    created_by: Mapped[int | None] = mapped_column(ForeignKey('users.id'))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class AuditEntry(Base):

@@ -1,0 +1,239 @@
+"""230-FZ rules for an outgoing call by the creditor to a borrower about overdue debt (pure, no I/O).
+
+Federal Law 230-FZ (art. 7) limits when and how often a creditor may call a borrower about overdue
+debt. The CRM applies it as follows:
+
+- Time. ``now`` and every reached call are aware datetimes (UTC); all reasoning happens in the
+  borrower's local time (an IANA zone, e.g. ``Asia/Yekaterinburg``), never the operator's.
+- Legal flags. Any flag on the borrower blocks the call entirely, whatever the debt: refusal of
+  interaction and interaction only through a representative (art. 8), bankruptcy, in-patient
+  treatment / legal incapacity / disability of group I (art. 7). There is no moment when it becomes
+  allowed (``next_allowed_at`` is None) until the flag is removed.
+- No overdue debt. The limits below govern the collection of overdue debt only; without it the call
+  is allowed at any hour (legal flags still block it).
+- Quiet hours. On working days calls only from 08:00 to 22:00 local time, on days off (Saturdays,
+  Sundays and public holidays) from 09:00 to 20:00; the start is inclusive, the end exclusive. Public
+  holidays are Jan 1–8, Feb 23, Mar 8, May 1, May 9, Jun 12 and Nov 4, plus the transfers of the
+  government's production calendar (``extra_holidays``), minus the days made working by a transfer
+  (``extra_workdays``, which win). Unanswered attempts are bound by the quiet hours too.
+- Frequency. The law limits «непосредственное взаимодействие», so only calls that REACHED the
+  borrower count; an attempt nobody answered is not an interaction. Periods are calendar periods in
+  the borrower's local time: the calendar day, the ISO week (Monday to Sunday) and the calendar month.
+  A call is refused when the current day already has ``per_day`` reached calls (default 1), or the
+  week ``per_week`` (2), or the month ``per_month`` (8). The reason names the widest limit reached
+  (month over week over day) and the local time of the last counted call in that period.
+- Order. Flags first, then quiet hours, then limits: the reason is the first rule that refuses. The
+  ``next_allowed_at`` of a refusal is the earliest moment at which every rule allows the call: the
+  next window start on a day whose day, week and month all have room (so a daily refusal on a
+  Friday with the weekly limit also reached points to Monday, and a day off starts at 09:00).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+# Fixed public holidays (month, day): Labour Code art. 112.
+PUBLIC_HOLIDAYS: frozenset[tuple[int, int]] = frozenset(
+    {(1, day) for day in range(1, 9)} | {(2, 23), (3, 8), (5, 1), (5, 9), (6, 12), (11, 4)}
+)
+_MAX_STEPS = 5000  # how many periods to step forward looking for a free one before giving up
+
+
+@dataclass(frozen=True)
+class CallLimits:
+    """Limits on outgoing calls about overdue debt; the defaults are the legal values."""
+
+    per_day: int = 1
+    per_week: int = 2
+    per_month: int = 8
+    weekday_start: time = time(8, 0)
+    weekday_end: time = time(22, 0)
+    weekend_start: time = time(9, 0)
+    weekend_end: time = time(20, 0)
+    extra_holidays: frozenset[date] = frozenset()  # transfers from the government's production calendar
+    extra_workdays: frozenset[date] = frozenset()  # Saturdays made working days by a transfer
+
+
+class LegalFlag(StrEnum):
+    """A legal state of the borrower that forbids calls altogether."""
+
+    CONTACT_REFUSED = 'contact_refused'  # отказ от взаимодействия (230-FZ art. 8)
+    REPRESENTATIVE_ONLY = 'representative_only'  # взаимодействие только через представителя (адвоката)
+    BANKRUPT = 'bankrupt'  # признан банкротом / процедура банкротства
+    INCAPACITATED = 'incapacitated'  # на стационарном лечении, недееспособен, инвалид I группы
+
+
+LEGAL_FLAG_LABELS: dict[LegalFlag, str] = {
+    LegalFlag.CONTACT_REFUSED: 'Отказ от взаимодействия',
+    LegalFlag.REPRESENTATIVE_ONLY: 'Взаимодействие только через представителя',
+    LegalFlag.BANKRUPT: 'Банкротство',
+    LegalFlag.INCAPACITATED: 'Стационар, недееспособность или инвалидность I группы',
+}
+
+FLAG_REASONS: dict[LegalFlag, str] = {
+    LegalFlag.CONTACT_REFUSED: 'Звонки запрещены: заёмщик отказался от взаимодействия (230-ФЗ, ст. 8)',
+    LegalFlag.REPRESENTATIVE_ONLY: (
+        'Звонки запрещены: взаимодействие только через представителя заёмщика (230-ФЗ, ст. 8)'
+    ),
+    LegalFlag.BANKRUPT: 'Звонки запрещены: заёмщик признан банкротом или в процедуре банкротства',
+    LegalFlag.INCAPACITATED: (
+        'Звонки запрещены: заёмщик на стационарном лечении, недееспособен или инвалид I группы '
+        '(230-ФЗ, ст. 7)'
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether the call may be made now; if not, why (Russian) and from when (aware UTC, None if never)."""
+
+    allowed: bool
+    reason: str | None = None
+    next_allowed_at: datetime | None = None
+
+
+def is_day_off(day: date, limits: CallLimits) -> bool:
+    """Saturday, Sunday or a public holiday, after the production calendar's transfers."""
+    if day in limits.extra_workdays:
+        return False
+    if day in limits.extra_holidays:
+        return True
+    return day.weekday() >= 5 or (day.month, day.day) in PUBLIC_HOLIDAYS
+
+
+def allowed_hours(day: date, limits: CallLimits) -> tuple[time, time]:
+    """The local call window of that day: start inclusive, end exclusive."""
+    if is_day_off(day, limits):
+        return limits.weekend_start, limits.weekend_end
+    return limits.weekday_start, limits.weekday_end
+
+
+def check_outgoing_call(
+    *,
+    now: datetime,
+    timezone: str,
+    overdue: bool,
+    flags: Iterable[LegalFlag],
+    reached_calls: Iterable[datetime],
+    limits: CallLimits = CallLimits(),  # frozen, so sharing the default is safe
+) -> Verdict:
+    """May the creditor call the borrower now? See the module docstring for the rules."""
+    _require_aware(now)
+    present = set(flags)
+    for flag in LegalFlag:  # a stable order whatever the caller passed
+        if flag in present:
+            return Verdict(allowed=False, reason=FLAG_REASONS[flag])
+    if not overdue:
+        return Verdict(allowed=True)
+
+    zone = ZoneInfo(timezone)
+    local_now = _to_local(now, zone)
+    calls = sorted(_to_local(_require_aware(call), zone) for call in reached_calls)
+
+    reason = _quiet_hours_reason(local_now, limits) or _limit_reason(local_now, calls, limits)
+    if reason is None:
+        return Verdict(allowed=True)
+    found = _earliest_allowed(local_now, calls, limits)
+    next_allowed_at = None if found is None else _to_utc(found, zone)
+    return Verdict(allowed=False, reason=reason, next_allowed_at=next_allowed_at)
+
+
+def _require_aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f'Ожидалось время с часовым поясом (UTC), получено {moment!r}')
+    return moment
+
+
+def _to_local(moment: datetime, zone: ZoneInfo) -> datetime:
+    """Naive local wall-clock time."""
+    return moment.astimezone(zone).replace(tzinfo=None)
+
+
+def _to_utc(local: datetime, zone: ZoneInfo) -> datetime:
+    return local.replace(tzinfo=zone).astimezone(UTC)
+
+
+def _in_window(local: datetime, limits: CallLimits) -> bool:
+    start, end = allowed_hours(local.date(), limits)
+    return start <= local.time() < end
+
+
+def _quiet_hours_reason(local: datetime, limits: CallLimits) -> str | None:
+    if _in_window(local, limits):
+        return None
+    start, end = allowed_hours(local.date(), limits)
+    kind = 'выходной день' if is_day_off(local.date(), limits) else 'рабочий день'
+    return (
+        f'Тихие часы 230-ФЗ: у заёмщика {local:%H:%M} ({kind}), '
+        f'звонить можно с {start:%H:%M} до {end:%H:%M} по местному времени'
+    )
+
+
+def _week_start(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def _next_month_start(day: date) -> date:
+    return date(day.year + 1, 1, 1) if day.month == 12 else date(day.year, day.month + 1, 1)
+
+
+def _periods(day: date, calls: list[datetime]) -> list[tuple[str, list[datetime], date]]:
+    """(period, its reached calls, the start of the next period) for the day, week and month of day."""
+    monday = _week_start(day)
+    return [
+        ('day', [c for c in calls if c.date() == day], day + timedelta(days=1)),
+        ('week', [c for c in calls if _week_start(c.date()) == monday], monday + timedelta(days=7)),
+        ('month', [c for c in calls if (c.year, c.month) == (day.year, day.month)], _next_month_start(day)),
+    ]
+
+
+def _limit_of(period: str, limits: CallLimits) -> int:
+    return {'day': limits.per_day, 'week': limits.per_week, 'month': limits.per_month}[period]
+
+
+def _calls_word(count: int) -> str:
+    """Genitive after «не более N»: 1 звонка, 2 звонков, 21 звонка."""
+    return 'звонка' if count % 10 == 1 and count % 100 != 11 else 'звонков'
+
+
+_PERIOD_WORDS = {'day': 'в сутки', 'week': 'в неделю', 'month': 'в месяц'}
+
+
+def _limit_reason(local: datetime, calls: list[datetime], limits: CallLimits) -> str | None:
+    """The widest limit reached in the current periods, or None when all have room."""
+    for period, counted, _ in reversed(_periods(local.date(), calls)):
+        limit = _limit_of(period, limits)
+        if len(counted) < limit:
+            continue
+        head = f'Лимит 230-ФЗ: не более {limit} {_calls_word(limit)} {_PERIOD_WORDS[period]}'
+        if not counted:
+            return f'{head} (звонки запрещены настройкой)'
+        last = counted[-1]
+        if len(counted) == 1:
+            return f'{head} (уже был {last:%d.%m в %H:%M} по местному времени)'
+        return f'{head} (уже {len(counted)}, последний {last:%d.%m в %H:%M} по местному времени)'
+    return None
+
+
+def _earliest_allowed(local: datetime, calls: list[datetime], limits: CallLimits) -> datetime | None:
+    """The first local moment from local on that is within the window and under every limit."""
+    if min(limits.per_day, limits.per_week, limits.per_month) <= 0:
+        return None
+    candidate = local
+    for _ in range(_MAX_STEPS):
+        day = candidate.date()
+        start, end = allowed_hours(day, limits)
+        candidate = max(candidate, datetime.combine(day, start))
+        if candidate.time() >= end:  # an empty window (start not before end) in the configuration
+            candidate = datetime.combine(day + timedelta(days=1), time.min)
+            continue
+        periods = _periods(day, calls)
+        blocked = [nxt for period, counted, nxt in periods if len(counted) >= _limit_of(period, limits)]
+        if not blocked:
+            return candidate
+        candidate = datetime.combine(max(blocked), time.min)
+    return None
