@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from crm.db.engine import make_engine, make_sessions
-from crm.db.migrate import upgrade
+from crm.db.migrate import head_revision, upgrade
 from crm.db.models import Borrower, BorrowerPhone, User
 from crm.db.normalize import format_phone, format_snils, inn_with_check_digits, name_key, snils_check_digits
 from crm.domain import LOAN_STATUSES, RESULT_CODES, Role
@@ -334,7 +334,17 @@ class Generator:
 
 # --- the marker and the users -------------------------------------------------------------------
 def wanted_marker(settings: Settings) -> dict[str, str]:
-    return {'borrowers': str(settings.borrowers), 'seed': str(settings.seed), 'version': GENERATOR_VERSION}
+    """What a reusable database must have been loaded with, including the schema revision.
+
+    A database at an older revision is reloaded, not upgraded: upgrading keeps no promise about
+    the generated rows (a SQLite batch migration can even cascade-delete them).
+    """
+    return {
+        'borrowers': str(settings.borrowers),
+        'seed': str(settings.seed),
+        'version': GENERATOR_VERSION,
+        'revision': head_revision(settings.url) or '',
+    }
 
 
 def read_marker(engine: Engine) -> dict[str, str] | None:
@@ -412,7 +422,7 @@ def borrower_count(engine: Engine) -> int:
         return connection.scalar(select(func.count()).select_from(Borrower)) or 0
 
 
-def prepare(settings: Settings) -> tuple[float, bool]:
+def prepare(settings: Settings) -> tuple[float | None, bool]:
     """Make the database hold the wanted data; return (load seconds, whether it was reused)."""
     if settings.backend == 'postgresql':
         ensure_pg_database(settings.url)
@@ -430,7 +440,8 @@ def prepare(settings: Settings) -> tuple[float, bool]:
         marker = read_marker(engine)
         if marker_matches(marker, settings):
             log.info('reusing the loaded database (%s borrowers)', settings.borrowers)
-            return float(marker.get('load_s', 'nan')) if marker else float('nan'), True
+            seconds = marker.get('load_s') if marker else None
+            return (float(seconds) if seconds else None), True
         if borrower_count(engine):
             raise SystemExit('the bench database holds borrowers this script did not load: pass --reload')
         return load(engine, settings), False
@@ -720,7 +731,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             'backend': settings.backend,
             'server': server_version(engine),
             'borrowers': settings.borrowers,
-            'load_s': round(load_s, 1),
+            'load_s': None if load_s is None else round(load_s, 1),
             'reused': reused,
             'queries_per_kind': settings.queries,
             'machine': {

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import date, time
 from pathlib import Path
+
+from crm.services.compliance_rules import CallLimits
 
 VAR_DIR = Path(os.environ.get('CRM_VAR_DIR', 'var'))
 
@@ -17,6 +20,21 @@ def _flag(value: str | None, default: bool) -> bool:
     if value is None or value == '':
         return default
     return value.strip().lower() in {'1', 'true', 'yes', 'on'}
+
+
+def _hours(text: str, name: str) -> tuple[time, time]:
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in text.split('-'))
+    except ValueError:
+        raise ValueError(f'{name}: expected HH:MM-HH:MM, got {text!r}') from None
+    return start, end
+
+
+def _dates(text: str, name: str) -> frozenset[date]:
+    try:
+        return frozenset(date.fromisoformat(part.strip()) for part in text.split(',') if part.strip())
+    except ValueError:
+        raise ValueError(f'{name}: expected comma-separated YYYY-MM-DD dates, got {text!r}') from None
 
 
 @dataclass(frozen=True)
@@ -32,6 +50,14 @@ class Settings:
     secret: str | None = None
     login_attempts: int = 5
     lockout_minutes: int = 15
+    api_token: str | None = None
+    calls_per_day: int = 1
+    calls_per_week: int = 2
+    calls_per_month: int = 8
+    call_hours_weekday: str = '08:00-22:00'
+    call_hours_weekend: str = '09:00-20:00'
+    extra_holidays: str = ''
+    extra_workdays: str = ''
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -46,6 +72,30 @@ class Settings:
             host=env.get('CRM_HOST') or '127.0.0.1',
             demo=_flag(env.get('CRM_DEMO'), True),
             secret=env.get('CRM_SECRET') or None,
+            api_token=env.get('CRM_API_TOKEN') or None,
+            calls_per_day=int(env.get('CRM_CALLS_PER_DAY') or 1),
+            calls_per_week=int(env.get('CRM_CALLS_PER_WEEK') or 2),
+            calls_per_month=int(env.get('CRM_CALLS_PER_MONTH') or 8),
+            call_hours_weekday=env.get('CRM_CALL_HOURS_WEEKDAY') or '08:00-22:00',
+            call_hours_weekend=env.get('CRM_CALL_HOURS_WEEKEND') or '09:00-20:00',
+            extra_holidays=env.get('CRM_EXTRA_HOLIDAYS') or '',
+            extra_workdays=env.get('CRM_EXTRA_WORKDAYS') or '',
+        )
+
+    def call_limits(self) -> CallLimits:
+        """230-FZ limits for outgoing calls; the defaults are the legal values."""
+        weekday_start, weekday_end = _hours(self.call_hours_weekday, 'CRM_CALL_HOURS_WEEKDAY')
+        weekend_start, weekend_end = _hours(self.call_hours_weekend, 'CRM_CALL_HOURS_WEEKEND')
+        return CallLimits(
+            per_day=self.calls_per_day,
+            per_week=self.calls_per_week,
+            per_month=self.calls_per_month,
+            weekday_start=weekday_start,
+            weekday_end=weekday_end,
+            weekend_start=weekend_start,
+            weekend_end=weekend_end,
+            extra_holidays=_dates(self.extra_holidays, 'CRM_EXTRA_HOLIDAYS'),
+            extra_workdays=_dates(self.extra_workdays, 'CRM_EXTRA_WORKDAYS'),
         )
 
     def storage_secret(self) -> str:

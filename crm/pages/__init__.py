@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from nicegui import app
 
 from crm.bootstrap import Services
 from crm.pages import borrower_list, card, login, search
+from crm.pages.live import LiveHub
 from crm.pages.session import AuthMiddleware
 
 
-def register_pages(services: Services) -> None:
+def register_pages(services: Services) -> LiveHub:
+    """Pages, the auth middleware, and the bus: it starts with the app and feeds the live hub."""
+    hub = LiveHub()
     app.add_middleware(AuthMiddleware)
     login.register(services)
-    borrower_list.register(services)
-    search.register(services)
-    card.register(services)
-    app.on_shutdown(services.close)
+    for module in (borrower_list, search, card):
+        module.register(services, hub)
+
+    async def start_bus() -> None:
+        hub.attach_loop(asyncio.get_running_loop())
+        await asyncio.to_thread(services.bus.start, services.calls.handle_deliveries, hub.on_ui)
+
+    async def stop_bus() -> None:
+        await asyncio.to_thread(services.bus.stop)
+        services.close()
+
+    app.on_startup(start_bus)
+    app.on_shutdown(stop_bus)
+    return hub

@@ -9,6 +9,7 @@ from nicegui import run, ui
 from crm.bootstrap import Services
 from crm.pages import format as fmt
 from crm.pages.layout import frame
+from crm.pages.live import LiveHub
 from crm.pages.session import current_actor
 from crm.services.borrowers import SORT_COLUMNS, ListQuery
 from crm.services.errors import ServiceError
@@ -56,7 +57,7 @@ def pagination_props(query: ListQuery, page: Page) -> dict:
     }
 
 
-def register(services: Services) -> None:
+def register(services: Services, hub: LiveHub) -> None:
     @ui.page('/')
     async def borrower_list() -> None:
         actor = await current_actor(services.auth)
@@ -101,7 +102,7 @@ def register(services: Services) -> None:
             )
 
         title = 'Заёмщики' if actor.sees_everyone else 'Мои заёмщики'
-        with frame(actor, title):
+        with frame(services, hub, actor, title) as workspace:
             with ui.row().classes('w-full items-center gap-6'):
                 ui.label(title).classes('text-xl font-semibold')
                 overdue = ui.checkbox('Только с просрочкой', on_change=on_filter)
@@ -132,3 +133,4 @@ def register(services: Services) -> None:
                 ':label="props.value" /><span v-else class="text-grey-6">0</span></q-td>',
             )
         await load(state['query'])
+        await workspace.start()

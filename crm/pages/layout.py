@@ -8,6 +8,9 @@ from urllib.parse import urlencode
 
 from nicegui import ui
 
+from crm.bootstrap import Services
+from crm.pages.live import LiveHub
+from crm.pages.workspace import Workspace
 from crm.services.actor import Actor
 from crm.services.search_query import MIN_LENGTH, TOO_SHORT
 
@@ -41,7 +44,10 @@ def search_box(value: str = '', *, archive: bool = False, dark: bool = True) -> 
 
 
 @contextmanager
-def frame(actor: Actor, title: str, *, search: bool = True) -> Iterator[None]:
+def frame(
+    services: Services, hub: LiveHub, actor: Actor, title: str, *, search: bool = True
+) -> Iterator[Workspace]:
+    """Header and workspace; the page renders into the workspace's content and then awaits ws.start()."""
     ui.page_title(f'{title} — Lender CRM')
     ui.colors(primary=BRAND_COLOR)
     ui.query('body').classes('bg-slate-50')
@@ -60,4 +66,6 @@ def frame(actor: Actor, title: str, *, search: bool = True) -> Iterator[None]:
             'flat round color=white aria-label="Выйти"'
         ).tooltip('Выйти')
     with ui.column().classes('w-full max-w-screen-2xl mx-auto p-4 gap-4'):
-        yield
+        workspace = Workspace(services, hub, actor)
+        with workspace.content:
+            yield workspace

@@ -21,6 +21,7 @@ from crm.domain import Role
 from crm.services import audit, search_query
 from crm.services import views as v
 from crm.services.actor import Actor
+from crm.services.compliance import legal_flags
 from crm.services.errors import AccessDenied, NotFound
 
 SORT_COLUMNS = {
@@ -134,6 +135,11 @@ class BorrowerService:
             audit.record(session, 'card.view', user_id=actor.id, borrower_id=borrower.id)
             return _card(session, borrower)
 
+    def history(self, actor: Actor, borrower_id: int) -> tuple[tuple[v.CommunicationItem, ...], int]:
+        """The newest communications and their total, to refresh a card that is already open."""
+        with self._sessions() as session:
+            return _history(session, borrower_id)
+
     # --- shared ---------------------------------------------------------------------------------
     @staticmethod
     def _rows_query() -> Select[tuple[Borrower]]:
@@ -242,16 +248,7 @@ def _card(session: Session, b: Borrower) -> v.BorrowerCard:
         .options(selectinload(ProductSale.product))
         .order_by(ProductSale.sold_at.desc())
     ).all()
-    history = session.execute(
-        select(Communication, User.full_name)
-        .outerjoin(User, User.id == Communication.operator_id)
-        .where(Communication.borrower_id == b.id)
-        .order_by(Communication.started_at.desc(), Communication.id.desc())
-        .limit(HISTORY_LIMIT)
-    ).all()
-    history_total = session.scalar(
-        select(func.count()).select_from(Communication).where(Communication.borrower_id == b.id)
-    )
+    history, history_total = _history(session, b.id)
     operator_name = session.scalar(select(User.full_name).where(User.id == b.assigned_operator_id))
     return v.BorrowerCard(
         id=b.id,
@@ -291,9 +288,24 @@ def _card(session: Session, b: Borrower) -> v.BorrowerCard:
             for a in applications
         ),
         products=tuple(v.ProductBought(name=s.product.name, price=s.price, sold_at=s.sold_at) for s in sales),
-        communications=tuple(_communication(c, name) for c, name in history),
-        communications_total=history_total or 0,
+        communications=history,
+        communications_total=history_total,
+        legal_flags=tuple(legal_flags(b)),
     )
+
+
+def _history(session: Session, borrower_id: int) -> tuple[tuple[v.CommunicationItem, ...], int]:
+    rows = session.execute(
+        select(Communication, User.full_name)
+        .outerjoin(User, User.id == Communication.operator_id)
+        .where(Communication.borrower_id == borrower_id)
+        .order_by(Communication.started_at.desc(), Communication.id.desc())
+        .limit(HISTORY_LIMIT)
+    ).all()
+    total = session.scalar(
+        select(func.count()).select_from(Communication).where(Communication.borrower_id == borrower_id)
+    )
+    return tuple(_communication(c, name) for c, name in rows), total or 0
 
 
 def _loan(loan: Loan) -> v.Loan:
@@ -334,4 +346,6 @@ def _communication(c: Communication, operator_name: str | None) -> v.Communicati
         body=c.body,
         delivery_status=c.delivery_status,
         duration_s=c.duration_s,
+        recording_url=c.recording_url,
+        callback_at=c.callback_at,
     )

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
+from crm.services.compliance_rules import LegalFlag
+
 
 @dataclass(frozen=True)
 class LoanBrief:
@@ -118,6 +120,8 @@ class CommunicationItem:
     body: str | None
     delivery_status: str | None
     duration_s: int | None
+    recording_url: str | None = None
+    callback_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,7 @@ class BorrowerCard:
     products: tuple[ProductBought, ...]
     communications: tuple[CommunicationItem, ...]  # newest first
     communications_total: int
+    legal_flags: tuple[LegalFlag, ...] = ()
 
     @property
     def full_name(self) -> str:

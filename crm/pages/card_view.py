@@ -1,0 +1,309 @@
+"""The borrower card: who they are, what they owe, what was said before (rendered into any tab)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from nicegui import ui
+
+from crm.db.normalize import digits, format_passport, format_phone, format_snils
+from crm.domain import CHANNEL_LABELS, overdue_bucket, status_label
+from crm.pages import format as fmt
+from crm.pages.format import day
+from crm.services import views as v
+from crm.services.compliance_rules import LEGAL_FLAG_LABELS, Verdict
+
+PHONE_KINDS = {'mobile': 'моб.', 'home': 'дом.', 'work': 'раб.'}
+CHANNEL_ICONS = {
+    'call_in': 'call_received',
+    'call_out': 'call_made',
+    'sms': 'sms',
+    'email': 'mail',
+    'chat': 'chat',
+    'password': 'key',
+    'note': 'edit_note',
+}
+RESULT_COLORS = {'promise': 'positive', 'paid': 'positive', 'refusal': 'negative', 'wrong_number': 'negative'}
+
+
+def field(label: str, value: str | None) -> None:
+    with ui.column().classes('gap-0'):
+        ui.label(label).classes('text-xs text-gray-500')
+        ui.label(value or '—').classes('text-sm font-medium')
+
+
+def heading(card: v.BorrowerCard) -> None:
+    loan = card.current_loan
+    with ui.row().classes('w-full items-center gap-x-6 gap-y-1'):
+        ui.label(f'Займ № {loan.number}' if loan else 'Займов нет').classes('text-lg font-semibold')
+        ui.label(f'PIN: {card.pin}').classes('text-lg')
+        if loan:
+            ui.badge(status_label(loan.status_code, loan.status_name), color='primary').classes('text-sm')
+        if card.archived:
+            ui.badge('В архиве', color='grey').classes('text-sm')
+        ui.space()
+        ui.label(f'Ответственный: {card.operator_name or "не назначен"}').classes('text-sm text-gray-600')
+
+
+def personal(card: v.BorrowerCard) -> None:
+    with ui.card().classes('flex-1 min-w-[28rem]'):
+        ui.label(card.full_name).classes('text-xl font-semibold')
+        with ui.grid(columns=3).classes('w-full gap-x-6 gap-y-3'):
+            field('Дата рождения', fmt.day(card.birth_date))
+            field('ИНН', card.inn)
+            field('СНИЛС', format_snils(card.snils) if card.snils else None)
+            field('Паспорт', format_passport(card.passport) if card.passport else None)
+            field('Кем выдан', card.passport_issued)
+            field('E-mail', card.email)
+            field('Адрес', card.address)
+            field('Город', card.city)
+            field('Местное время', fmt.local_time(card.timezone, datetime.now(UTC)))
+            field('Место работы', card.employer)
+            field('Долг в месяц', fmt.money(card.monthly_payment))
+            field('Последний контакт', fmt.moment(card.last_contact_at))
+        with ui.row().classes('gap-2 flex-wrap'):
+            for phone in card.phones:
+                chip = ui.chip(
+                    f'{format_phone(phone.number)} {PHONE_KINDS.get(phone.kind, "")}', icon='phone'
+                )
+                chip.props('outline' + (' color=primary' if phone.is_primary else ''))
+
+
+def loan_terms(card: v.BorrowerCard) -> None:
+    loan = card.current_loan
+    with ui.card().classes('w-[26rem]'):
+        ui.label('Условия займа').classes('text-base font-semibold')
+        if loan is None:
+            ui.label('Займов нет').classes('text-gray-600')
+            return
+        with ui.grid(columns=2).classes('w-full gap-x-6 gap-y-3'):
+            field('Сумма займа', fmt.money(loan.amount))
+            field('Срок', fmt.days(loan.term_days))
+            field('Ставка', f'{fmt.percent(loan.rate)} в день')
+            field('Продукт', loan.product)
+            field('Дата выдачи', fmt.day(loan.issued_on))
+            field('Дата возврата', fmt.day(loan.due_on))
+            field('Остаток основного долга', fmt.money(loan.principal_outstanding))
+            field('Общая задолженность', fmt.money(loan.total_debt))
+        overdue = loan.days_past_due > 0
+        with ui.row().classes(
+            'w-full items-center justify-between rounded p-3 '
+            + ('bg-red-50 text-red-900' if overdue else 'bg-green-50 text-green-900')
+        ):
+            with ui.column().classes('gap-0'):
+                ui.label('Просроченная задолженность').classes('text-xs')
+                ui.label(fmt.money(loan.overdue_amount)).classes('text-xl font-bold')
+            with ui.column().classes('gap-0 items-end'):
+                ui.label('Дней просрочки').classes('text-xs')
+                ui.label(str(loan.days_past_due)).classes('text-xl font-bold')
+                ui.label(overdue_bucket(loan.days_past_due)).classes('text-xs')
+        if len([x for x in card.loans if x.state == 'active']) > 1:
+            ui.label(
+                f'Всего по действующим займам: {fmt.money(card.total_debt)}, '
+                f'просрочено {fmt.money(card.overdue_amount)}'
+            ).classes('text-sm text-gray-700')
+
+
+def loans_table(card: v.BorrowerCard) -> None:
+    columns = [
+        {'name': 'number', 'label': 'Займ №', 'field': 'number', 'align': 'left'},
+        {'name': 'product', 'label': 'Продукт', 'field': 'product', 'align': 'left'},
+        {'name': 'status', 'label': 'Статус', 'field': 'status', 'align': 'left'},
+        {'name': 'amount', 'label': 'Сумма', 'field': 'amount'},
+        {'name': 'issued', 'label': 'Выдан', 'field': 'issued'},
+        {'name': 'debt', 'label': 'Долг', 'field': 'debt'},
+        {'name': 'overdue', 'label': 'Просрочено', 'field': 'overdue'},
+        {'name': 'dpd', 'label': 'Дней', 'field': 'dpd'},
+    ]
+    rows = [
+        {
+            'number': loan.number,
+            'product': loan.product,
+            'status': status_label(loan.status_code, loan.status_name),
+            'amount': fmt.money(loan.amount),
+            'issued': fmt.day(loan.issued_on),
+            'debt': fmt.money(loan.total_debt),
+            'overdue': fmt.money(loan.overdue_amount),
+            'dpd': loan.days_past_due,
+        }
+        for loan in card.loans
+    ]
+    ui.table(columns=columns, rows=rows, row_key='number').props('flat dense wrap-cells').classes('w-full')
+
+
+def applications_table(card: v.BorrowerCard) -> None:
+    ui.label('Заявки в компании').classes('text-sm font-semibold')
+    if not card.applications:
+        ui.label('Заявок нет').classes('text-gray-600')
+        return
+    columns = [
+        {'name': 'number', 'label': 'Заявка №', 'field': 'number', 'align': 'left'},
+        {'name': 'date', 'label': 'Дата', 'field': 'date', 'align': 'left'},
+        {'name': 'product', 'label': 'Продукт', 'field': 'product', 'align': 'left'},
+        {'name': 'amount', 'label': 'Сумма', 'field': 'amount'},
+        {'name': 'term', 'label': 'Срок', 'field': 'term'},
+        {'name': 'status', 'label': 'Статус', 'field': 'status', 'align': 'left'},
+    ]
+    rows = [
+        {
+            'number': a.number,
+            'date': fmt.moment(a.applied_at),
+            'product': a.product,
+            'amount': fmt.money(a.amount),
+            'term': fmt.days(a.term_days),
+            'status': status_label(a.status_code, a.status_name),
+        }
+        for a in card.applications
+    ]
+    ui.table(columns=columns, rows=rows, row_key='number').props('flat dense').classes('w-full')
+
+
+def products_list(card: v.BorrowerCard) -> None:
+    if not card.products:
+        ui.label('Дополнительные продукты не приобретались').classes('text-gray-600')
+        return
+    with ui.list().props('dense separator').classes('w-full'):
+        for product in card.products:
+            with ui.item(), ui.item_section():
+                ui.label(product.name).classes('font-medium')
+                ui.label(f'{fmt.money(product.price)} · {fmt.moment(product.sold_at)}').classes(
+                    'text-xs text-gray-600'
+                )
+
+
+class HistoryPanel:
+    """The communication history; updated in place when a contact is recorded in any tab."""
+
+    def __init__(self, card: v.BorrowerCard) -> None:
+        with ui.card().classes('w-full'):
+            with ui.row().classes('w-full items-center'):
+                ui.label('История коммуникаций').classes('text-base font-semibold')
+                ui.space()
+                self.total = ui.label('').classes('text-sm text-gray-600')
+            self.body = ui.column().classes('w-full gap-0')
+        self.update(card.communications, card.communications_total)
+
+    def update(self, items: tuple[v.CommunicationItem, ...], total: int) -> None:
+        self.total.set_text(str(total))
+        self.body.clear()
+        with self.body:
+            if not items:
+                ui.label('Коммуникаций ещё не было').classes('text-gray-600')
+                return
+            with ui.timeline(side='right').props('dense').classes('w-full crm-timeline'):
+                for item in items:
+                    timeline_entry(item)
+            if total > len(items):
+                ui.label(f'Показаны последние {len(items)}').classes('text-xs text-gray-600')
+
+
+def timeline_entry(item: v.CommunicationItem) -> None:
+    title = CHANNEL_LABELS.get(item.channel, item.channel)
+    if item.result_name:
+        title += f' — {item.result_name}'
+    subtitle = fmt.moment(item.started_at) + (f' · {item.operator_name}' if item.operator_name else '')
+    color = RESULT_COLORS.get(item.result_code or '', 'primary')
+    with ui.timeline_entry(title=title, subtitle=subtitle, icon=CHANNEL_ICONS.get(item.channel), color=color):
+        details = []
+        if item.phone:
+            details.append(format_phone(item.phone))
+        if item.duration_s:
+            details.append(f'длительность {fmt.duration(item.duration_s)}')
+        if item.promise_amount is not None:
+            details.append(f'обещание {fmt.money(item.promise_amount)} до {fmt.day(item.promise_date)}')
+        if item.callback_at is not None:
+            details.append(f'перезвонить {fmt.moment(item.callback_at)}')
+        if item.delivery_status:
+            details.append('доставлено' if item.delivery_status == 'delivered' else 'не доставлено')
+        if details:
+            ui.label(' · '.join(details)).classes('text-xs text-gray-600')
+        if item.comment:
+            ui.label(item.comment).classes('text-sm')
+        if item.body:
+            ui.label(item.body).classes('text-sm italic text-gray-700')
+        if item.recording_url:
+            ui.link('Запись разговора', item.recording_url, new_tab=True).classes('text-xs')
+
+
+TIMELINE_CSS = """
+.crm-timeline .q-timeline__title { font-size: 0.95rem; font-weight: 600; margin-bottom: 0; }
+.crm-timeline .q-timeline__subtitle { font-size: 0.75rem; margin-bottom: 2px; }
+.crm-timeline .q-timeline__content { padding-bottom: 12px; }
+"""
+
+
+def legal_status(card: v.BorrowerCard) -> None:
+    if not card.legal_flags:
+        return
+    with ui.row().classes('w-full items-center gap-2 rounded bg-red-100 text-red-900 p-3'):
+        ui.icon('gavel')
+        ui.label('Правовой статус: ' + ', '.join(LEGAL_FLAG_LABELS[f] for f in card.legal_flags)).classes(
+            'font-medium'
+        )
+        ui.label('— исходящие контакты запрещены').classes('text-sm')
+
+
+def render(card: v.BorrowerCard, verdict: Verdict | None = None) -> HistoryPanel:
+    """The whole card; returns the history panel so a new contact can be shown in place."""
+    ui.add_css(TIMELINE_CSS)
+    heading(card)
+    legal_status(card)
+    with ui.row().classes('w-full items-stretch gap-4'):
+        personal(card)
+        loan_terms(card)
+    with ui.element('div').classes('w-full grid grid-cols-1 xl:grid-cols-5 gap-4 items-start'):
+        with ui.element('div').classes('xl:col-span-2 min-w-0'):
+            history = HistoryPanel(card)
+        with ui.card().classes('xl:col-span-3 min-w-0'):
+            with ui.tabs().props('align=left dense').classes('w-full') as tabs:
+                loans_tab = ui.tab(f'Займы ({len(card.loans)})')
+                credit_tab = ui.tab('Кредитная история')
+                products_tab = ui.tab(f'Продукты ({len(card.products)})')
+            with ui.tab_panels(tabs, value=loans_tab).classes('w-full'):
+                with ui.tab_panel(loans_tab).classes('p-0'):
+                    loans_table(card)
+                with ui.tab_panel(credit_tab).classes('p-0'):
+                    applications_table(card)
+                with ui.tab_panel(products_tab).classes('p-0'):
+                    products_list(card)
+    return history
+
+
+SearchFn = Callable[[str], Awaitable[v.SearchResult | str]]
+
+
+def unknown_caller(number: str, search: SearchFn, on_pick: Callable[[int], Awaitable[None]]) -> None:
+    """«Неизвестный номер»: the caller's number matched nobody; search in place, the number prefilled."""
+
+    async def run_search() -> None:
+        outcome = await search(box.value or '')
+        results.clear()
+        with results:
+            if isinstance(outcome, str):
+                ui.label(outcome).classes('text-warning')
+            elif not outcome.items:
+                ui.label('Никого не нашли — попробуйте ФИО, паспорт или PIN').classes('text-gray-600')
+            else:
+                for row in outcome.items:
+                    with ui.row().classes('items-center gap-3'):
+                        ui.button(row.full_name, on_click=lambda r=row: on_pick(r.id)).props(
+                            'flat dense no-caps'
+                        )
+                        ui.label(f'PIN: {row.pin} · {row.city} · {day(row.birth_date)}').classes('text-sm')
+
+    with ui.card().classes('w-full'):
+        with ui.row().classes('items-center gap-3'):
+            ui.icon('person_search', size='lg').classes('text-orange-700')
+            with ui.column().classes('gap-0'):
+                ui.label('Неизвестный номер').classes('text-xl font-semibold')
+                ui.label(format_phone(number)).classes('text-lg')
+        ui.label(
+            'Номер не найден среди заёмщиков. Найдите звонящего по ФИО, паспорту или PIN '
+            'и выберите его — звонок будет привязан к нему.'
+        ).classes('text-sm text-gray-700')
+        with ui.row().classes('items-center gap-2'):
+            box = ui.input('Поиск заёмщика', value=digits(number) or number).props('outlined dense clearable')
+            box.classes('w-96').on('keydown.enter', run_search)
+            ui.button('Найти', icon='search', on_click=run_search).props('outline')
+        results = ui.column().classes('gap-1')

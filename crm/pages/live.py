@@ -1,0 +1,71 @@
+"""The live path's last step: notifications from the bus reach this process's open tabs.
+
+``on_ui`` may be called from any thread (the bus consumer, a worker); the registry and the tabs are
+touched only on the event loop, where NiceGUI elements may be changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nicegui import Client, background_tasks
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(eq=False)
+class Tab:
+    client: Client
+    extension: str | None
+    listener: Listener
+
+
+class LiveHub:
+    """Operator extension -> open tabs, per process."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tabs: dict[str, Tab] = {}
+
+    def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def on_ui(self, body: dict[str, Any]) -> None:
+        """Thread-safe entry point for the bus."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(self._dispatch, body)
+
+    def register(self, client: Client, extension: str | None, listener: Listener) -> None:
+        tab = Tab(client, extension, listener)
+        self._tabs[client.id] = tab
+        client.on_delete(lambda: self._tabs.pop(client.id, None))
+
+    def tabs_of(self, extension: str) -> list[Tab]:
+        return [tab for tab in self._tabs.values() if tab.extension == extension]
+
+    def _dispatch(self, body: dict[str, Any]) -> None:
+        kind = body.get('kind')
+        if kind in ('screen_pop', 'call_state'):
+            extension = body.get('extension')
+            targets = self.tabs_of(str(extension)) if extension else []
+        else:  # 'history' and the like: every tab decides whether it shows that borrower
+            targets = list(self._tabs.values())
+        for tab in targets:
+            background_tasks.create(self._deliver(tab, body), name=f'live-{kind}')
+
+    @staticmethod
+    async def _deliver(tab: Tab, body: dict[str, Any]) -> None:
+        if tab.client.is_deleted:  # closed between dispatch and delivery
+            return
+        try:
+            await tab.listener(body)
+        except Exception:
+            log.exception('live update %s failed for a tab', body.get('kind'))

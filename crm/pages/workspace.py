@@ -1,0 +1,145 @@
+"""One operator tab: the call panel and the content area a screen pop fills in place (no page load)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from nicegui import run, ui
+
+from crm.bootstrap import Services
+from crm.pages import call_panel, card_view
+from crm.pages.live import LiveHub
+from crm.services.actor import Actor
+from crm.services.calls import CallView, ResultOption
+from crm.services.compliance_rules import Verdict
+from crm.services.errors import NotFound, QueryTooShort, ServiceError
+from crm.services.views import BorrowerCard, SearchResult
+
+log = logging.getLogger(__name__)
+
+
+class Workspace:
+    def __init__(self, services: Services, hub: LiveHub, actor: Actor) -> None:
+        self.services = services
+        self.hub = hub
+        self.actor = actor
+        self.call: CallView | None = None
+        self.card: BorrowerCard | None = None
+        self.verdict: Verdict | None = None
+        self.call_area = ui.column().classes('w-full gap-2')
+        self.content = ui.column().classes('w-full gap-4')
+        self._history: card_view.HistoryPanel | None = None
+        self.result_options: list[ResultOption] = []
+
+    async def start(self) -> None:
+        """Show the operator's current call and start hearing screen pops for their extension."""
+        self.result_options = await run.io_bound(self.services.calls.result_options) or []
+        self.call = await run.io_bound(self.services.calls.current, self.actor)
+        self.render_call()
+        client = ui.context.client
+        self.hub.register(client, self.actor.extension, self.on_notification)
+
+    # --- notifications from the bus (on the event loop) ------------------------------------------
+    async def on_notification(self, body: dict[str, Any]) -> None:
+        kind = body.get('kind')
+        if kind == 'screen_pop':
+            await self.pop(str(body['call_id']))
+        elif kind == 'call_state':
+            if self.call is None or self.call.call_id == body.get('call_id') or not self.call.live:
+                await self.refresh_call(str(body['call_id']))
+        elif kind == 'history' and self.card is not None and body.get('borrower_id') == self.card.id:
+            await self.refresh_history()
+
+    async def pop(self, call_id: str) -> None:
+        try:
+            call = await run.io_bound(self.services.calls.view, self.actor, call_id)
+        except ServiceError as error:
+            log.warning('screen pop for call %s not shown: %s', call_id, error.message)
+            return
+        if call is None:
+            return
+        self.call = call
+        if call.borrower_id is not None:
+            await self.show_card(call.borrower_id)
+        else:
+            self.show_unknown(call.number)
+        self.render_call()
+
+    async def refresh_call(self, call_id: str) -> None:
+        try:
+            view = await run.io_bound(self.services.calls.view, self.actor, call_id)
+        except ServiceError:
+            return
+        if view is not None:
+            self.call = view
+            self.render_call()
+
+    # --- content ---------------------------------------------------------------------------------
+    async def show_card(self, borrower_id: int) -> None:
+        """Render the borrower's card into this tab; the address follows so a reload keeps it."""
+        try:
+            card = await run.io_bound(self.services.borrowers.card, self.actor, borrower_id)
+            verdict = await run.io_bound(self.services.compliance.outgoing_call, borrower_id)
+        except NotFound as error:
+            self.content.clear()
+            with self.content:
+                ui.label(error.message).classes('text-lg')
+                ui.link('К списку заёмщиков', '/')
+            return
+        if card is None:
+            return
+        self.card, self.verdict = card, verdict
+        ui.page_title(f'{card.full_name} — Lender CRM')
+        self.content.clear()
+        with self.content:
+            self._history = card_view.render(card, verdict)
+        ui.navigate.history.replace(f'/borrower/{borrower_id}')
+        self.render_call()
+
+    def show_unknown(self, number: str) -> None:
+        self.card = None
+        self.content.clear()
+        with self.content:
+            card_view.unknown_caller(number, self.search, self.link_and_show)
+        self.render_call()
+
+    async def search(self, text: str) -> SearchResult | str:
+        try:
+            return await run.io_bound(self.services.borrowers.search, self.actor, text)
+        except QueryTooShort as error:
+            return error.message
+
+    async def refresh_history(self) -> None:
+        if self.card is None or self._history is None:
+            return
+        items, total = await run.io_bound(self.services.borrowers.history, self.actor, self.card.id)
+        verdict = await run.io_bound(self.services.compliance.outgoing_call, self.card.id)
+        if items is None:
+            return
+        self._history.update(items, total)
+        self.verdict = verdict
+        self.render_call()
+
+    # --- call controls ---------------------------------------------------------------------------
+    def render_call(self) -> None:
+        self.call_area.clear()
+        with self.call_area:
+            call_panel.render(self)
+
+    async def act(self, action, *args, **kwargs) -> CallView | None:
+        """Run a call service action off the loop; show a refusal as a notification."""
+        try:
+            view = await run.io_bound(action, self.actor, *args, **kwargs)
+        except ServiceError as error:
+            ui.notify(error.message, type='warning', multi_line=True)
+            return None
+        if view is not None:
+            self.call = view
+            self.render_call()
+        return view
+
+    async def link_and_show(self, borrower_id: int) -> None:
+        if self.call is not None:
+            await self.act(self.services.calls.link_borrower, self.call.call_id, borrower_id)
+        await self.show_card(borrower_id)

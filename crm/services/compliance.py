@@ -1,0 +1,57 @@
+"""The contact ledger per borrower and the 230-FZ verdict on an outgoing call (rules in compliance_rules)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from crm.db.models import Borrower, Communication, utcnow
+from crm.services.compliance_rules import CallLimits, LegalFlag, Verdict, check_outgoing_call
+from crm.services.errors import NotFound
+
+LEDGER_DAYS = 32  # enough history for the calendar month of any time zone
+
+
+def legal_flags(borrower: Borrower) -> list[LegalFlag]:
+    return [flag for flag in LegalFlag if getattr(borrower, flag.value)]
+
+
+def reached_calls(session: Session, borrower_id: int, since: datetime) -> list[datetime]:
+    """The ledger: outgoing calls that reached the borrower (answered, and not marked unreached)."""
+    return list(
+        session.scalars(
+            select(Communication.started_at).where(
+                Communication.borrower_id == borrower_id,
+                Communication.channel == 'call_out',
+                Communication.reached.is_(True),
+                Communication.started_at >= since,
+            )
+        )
+    )
+
+
+class ComplianceService:
+    def __init__(self, sessions: sessionmaker[Session], limits: CallLimits | None = None) -> None:
+        self._sessions = sessions
+        self.limits = limits or CallLimits()
+
+    def outgoing_call(self, borrower_id: int, *, now: datetime | None = None) -> Verdict:
+        with self._sessions() as session:
+            return self.outgoing_call_in(session, borrower_id, now=now)
+
+    def outgoing_call_in(self, session: Session, borrower_id: int, *, now: datetime | None = None) -> Verdict:
+        """The verdict inside the caller's transaction (the dialler checks and records in one go)."""
+        now = now or utcnow()
+        borrower = session.get(Borrower, borrower_id)
+        if borrower is None:
+            raise NotFound('Заёмщик не найден')
+        return check_outgoing_call(
+            now=now,
+            timezone=borrower.timezone,
+            overdue=borrower.days_past_due > 0,
+            flags=legal_flags(borrower),
+            reached_calls=reached_calls(session, borrower_id, now - timedelta(days=LEDGER_DAYS)),
+            limits=self.limits,
+        )

@@ -1,0 +1,111 @@
+"""The events other systems send (SPEC «Integration contracts»), validated the same way for AMQP and HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+Id = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+def _aware(value: datetime) -> datetime:
+    """Times without a zone are taken as UTC; everything is kept in UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Moment = Annotated[datetime, AfterValidator(_aware)]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra='ignore', populate_by_name=True, str_strip_whitespace=True)
+
+
+class CallIncoming(_Event):
+    call_id: Id
+    from_: str = Field(alias='from', min_length=1, max_length=32)
+    to_extension: str = Field(min_length=1, max_length=16)
+    at: Moment
+
+
+class CallAnswered(_Event):
+    call_id: Id
+    at: Moment
+
+
+class CallEnded(_Event):
+    call_id: Id
+    at: Moment
+    duration_s: int | None = Field(default=None, ge=0, le=86_400)
+    recording_url: str | None = Field(default=None, max_length=500)
+
+
+class ChatMessage(_Event):
+    chat_id: Id
+    from_: str = Field(alias='from', min_length=1, max_length=64)
+    text: str = Field(max_length=10_000)
+    at: Moment
+
+
+class SmsStatus(_Event):
+    message_id: Id
+    status: Literal['delivered', 'failed']
+    at: Moment
+
+
+EVENT_TYPES: dict[str, type[_Event]] = {
+    'telephony.call.incoming': CallIncoming,
+    'telephony.call.answered': CallAnswered,
+    'telephony.call.ended': CallEnded,
+    'chat.message.received': ChatMessage,
+    'sms.status': SmsStatus,
+}
+Event = CallIncoming | CallAnswered | CallEnded | ChatMessage | SmsStatus
+
+
+class BadEvent(ValueError):
+    """Why an event can never be processed; ``field`` names the offending field when there is one."""
+
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field
+
+
+def parse_event(event_type: str, body: dict[str, Any]) -> Event:
+    model = EVENT_TYPES.get(event_type)
+    if model is None:
+        raise BadEvent(f'unknown event type {event_type!r}', 'type')
+    try:
+        return model.model_validate(body)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = '.'.join(str(p) for p in first['loc']) or None
+        raise BadEvent(f'{field}: {first["msg"]}' if field else first['msg'], field) from None
+
+
+def decode_event(routing_key: str, raw: bytes) -> Event:
+    """An AMQP delivery: UTF-8 JSON object with the routing key as its type."""
+    try:
+        body = json.loads(raw.decode('utf-8'))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BadEvent(f'body is not UTF-8 JSON: {error}') from None
+    if not isinstance(body, dict):
+        raise BadEvent('body is not a JSON object')
+    return parse_event(routing_key, body)
+
+
+def idempotency_key(event_type: str, event: Event) -> str:
+    """One key per event occurrence: a repeat of the same key has no second effect."""
+    if isinstance(event, ChatMessage):
+        return f'{event_type}:{event.chat_id}:{event.at.isoformat()}:{hash_text(event.text)}'
+    if isinstance(event, SmsStatus):
+        return f'{event_type}:{event.message_id}:{event.status}'
+    return f'{event_type}:{event.call_id}'
+
+
+def hash_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
