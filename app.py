@@ -33,6 +33,7 @@ def main() -> None:
         reload=False,
         favicon='💼',
         reconnect_timeout=10,
+        fastapi_docs=True,
     )
 
 

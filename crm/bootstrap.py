@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm.config import Settings
 from crm.db.engine import make_engine, make_sessions
 from crm.integrations.bus import EventBus, InProcessBus
+from crm.integrations.pbx_simulator import PbxSimulator
 from crm.services.api_tokens import ApiTokenService
 from crm.services.audit import AuditService
 from crm.services.auth import AuthService
@@ -30,6 +31,7 @@ class Services:
     compliance: ComplianceService
     calls: CallService
     api_tokens: ApiTokenService
+    pbx: PbxSimulator | None = None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -62,6 +64,9 @@ def build(settings: Settings, **overrides: object) -> Services:
         compliance=compliance,
         calls=CallService(sessions, bus, compliance),
         api_tokens=ApiTokenService(sessions, settings.api_token),
+        pbx=PbxSimulator(bus, base_url=f'http://{settings.host}:{settings.port}')
+        if settings.pbx_simulator
+        else None,
     )
     for name, value in overrides.items():
         if not hasattr(services, name):

@@ -51,6 +51,7 @@ class Settings:
     login_attempts: int = 5
     lockout_minutes: int = 15
     api_token: str | None = None
+    pbx_simulator: bool = True
     calls_per_day: int = 1
     calls_per_week: int = 2
     calls_per_month: int = 8
@@ -73,6 +74,7 @@ class Settings:
             demo=_flag(env.get('CRM_DEMO'), True),
             secret=env.get('CRM_SECRET') or None,
             api_token=env.get('CRM_API_TOKEN') or None,
+            pbx_simulator=_flag(env.get('CRM_PBX_SIMULATOR'), _flag(env.get('CRM_DEMO'), True)),
             calls_per_day=int(env.get('CRM_CALLS_PER_DAY') or 1),
             calls_per_week=int(env.get('CRM_CALLS_PER_WEEK') or 2),
             calls_per_month=int(env.get('CRM_CALLS_PER_MONTH') or 8),

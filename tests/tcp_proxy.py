@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
+from urllib.parse import urlsplit, urlunsplit
 
 
 class TcpProxy:
@@ -26,8 +28,6 @@ class TcpProxy:
 
     def url(self, amqp_url: str) -> str:
         """``amqp_url`` pointed at the proxy instead of the server."""
-        from urllib.parse import urlsplit, urlunsplit
-
         parts = urlsplit(amqp_url)
         credentials = parts.netloc.rpartition('@')[0]
         netloc = (credentials + '@' if credentials else '') + f'127.0.0.1:{self.port}'
@@ -72,20 +72,15 @@ class TcpProxy:
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
+        with contextlib.suppress(OSError):
             while data := source.recv(65536):
                 sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            self._kill(source)
-            self._kill(sink)
+        self._kill(source)
+        self._kill(sink)
 
     def _kill(self, sock: socket.socket) -> None:
         with self._lock:
             self._sockets.discard(sock)
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv(); close() alone does not
-        except OSError:
-            pass
         sock.close()

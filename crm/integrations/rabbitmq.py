@@ -96,7 +96,8 @@ def redact(url: str) -> str:
 
 
 def describe(error: BaseException) -> str:
-    text = str(error)
+    """One line about an error; pika's often have an empty str() and the cause in args."""
+    text = str(error) or ', '.join(repr(arg) for arg in error.args)
     return f'{type(error).__name__}: {text}' if text else type(error).__name__
 
 
@@ -213,12 +214,14 @@ class RabbitBus:
             raise self._unreachable(error) from error
         thread = threading.Thread(target=self._run, name='crm-rabbitmq', daemon=True)
         thread.start()
-        if not self._ready.wait(START_TIMEOUT_S):
+        started = self._ready.wait(START_TIMEOUT_S)
+        if not started or self._start_error is not None:
             self._stopping.set()
-            raise BusUnavailable(f'CRM_AMQP_URL={redact(self.url)}: no consumer connection in time')
-        if self._start_error is not None:
             thread.join(timeout=5)
-            raise self._unreachable(self._start_error) from self._start_error
+            with self._publish_lock:
+                self._close_publisher()
+            error = self._start_error or TimeoutError(f'no consumer connection in {START_TIMEOUT_S:.0f} s')
+            raise self._unreachable(error) from error
         self._thread = thread
 
     def stop(self) -> None:
@@ -342,7 +345,7 @@ class RabbitBus:
             if self._pub_connection is not None and self._pub_connection.is_open:
                 self._pub_connection.process_data_events(time_limit=0)
         except BROKER_ERRORS as error:
-            log.warning('RabbitMQ publisher connection lost (%s); it reconnects on the next publish', error)
+            log.warning('RabbitMQ publisher: %s; it reconnects on the next publish', describe(error))
             self._close_publisher()
         finally:
             self._publish_lock.release()
@@ -367,7 +370,7 @@ class RabbitBus:
         return queue
 
     def _unreachable(self, error: BaseException) -> BusUnavailable:
-        return BusUnavailable(f'CRM_AMQP_URL={redact(self.url)}: RabbitMQ is unreachable ({describe(error)})')
+        return BusUnavailable(f'CRM_AMQP_URL={redact(self.url)}: cannot use RabbitMQ ({describe(error)})')
 
     # -- the consumer thread -------------------------------------------------------------------------
 
@@ -406,7 +409,7 @@ class RabbitBus:
                 self._pending.clear()
                 self._commands_ready.clear()
                 _close_quietly(connection)
-            return
+            self._stopping.wait(delay)
             delay = min(delay * 2, self._reconnect_max_s)
 
     def _serve(self, connection: BlockingConnection) -> None:

@@ -6,8 +6,9 @@ import asyncio
 
 from nicegui import app
 
+from crm.api import routes as api_routes
 from crm.bootstrap import Services
-from crm.pages import borrower_list, card, login, search
+from crm.pages import admin, borrower_list, card, login, search
 from crm.pages.live import LiveHub
 from crm.pages.session import AuthMiddleware
 
@@ -16,13 +17,16 @@ def register_pages(services: Services) -> LiveHub:
     """Pages, the auth middleware, and the bus: it starts with the app and feeds the live hub."""
     hub = LiveHub()
     app.add_middleware(AuthMiddleware)
+    api_routes.install(app, services)
     login.register(services)
-    for module in (borrower_list, search, card):
+    for module in (borrower_list, search, card, admin):
         module.register(services, hub)
 
     async def start_bus() -> None:
         hub.attach_loop(asyncio.get_running_loop())
         await asyncio.to_thread(services.bus.start, services.calls.handle_deliveries, hub.on_ui)
+        if services.pbx is not None:
+            services.pbx.attach()
 
     async def stop_bus() -> None:
         await asyncio.to_thread(services.bus.stop)

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from nicegui import ui
 
 from crm.bootstrap import Services
+from crm.domain import Role
 from crm.pages.live import LiveHub
 from crm.pages.workspace import Workspace
 from crm.services.actor import Actor
@@ -54,6 +55,9 @@ def frame(
     with ui.header(elevated=True).classes('items-center gap-4 px-4 py-2').style(f'background:{BRAND_COLOR}'):
         ui.link('Lender CRM', '/').classes('text-lg font-bold text-white no-underline')
         ui.link('Заёмщики', '/').classes('text-white no-underline opacity-90')
+        if actor.role == Role.ADMIN:
+            ui.link('Симулятор АТС', '/admin/pbx').classes('text-white no-underline opacity-90')
+            ui.link('API-токены', '/admin/tokens').classes('text-white no-underline opacity-90')
         if search:
             search_box()
         ui.space()

@@ -66,6 +66,7 @@ class LiveHub:
         if tab.client.is_deleted:  # closed between dispatch and delivery
             return
         try:
-            await tab.listener(body)
+            with tab.client:  # a background task has no slot of its own: use the tab's
+                await tab.listener(body)
         except Exception:
             log.exception('live update %s failed for a tab', body.get('kind'))

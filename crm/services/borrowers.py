@@ -148,7 +148,7 @@ class BorrowerService:
     @staticmethod
     def _to_rows(session: Session, borrowers: Sequence[Borrower]) -> tuple[v.BorrowerRow, ...]:
         ids = [b.id for b in borrowers]
-        latest = _latest_loans(session, ids)
+        loans = _loans_of(session, ids)
         logins = _operator_logins(session, {b.assigned_operator_id for b in borrowers})
         return tuple(
             v.BorrowerRow(
@@ -165,7 +165,8 @@ class BorrowerService:
                 last_contact_at=b.last_contact_at,
                 operator_login=logins.get(b.assigned_operator_id),
                 archived=b.archived,
-                loan=latest.get(b.id),
+                loan=next(iter(loans.get(b.id, ())), None),
+                loans=tuple(loans.get(b.id, ())),
             )
             for b in borrowers
         )
@@ -200,19 +201,19 @@ def _full_name(b: Borrower) -> str:
     return ' '.join(p for p in (b.last_name, b.first_name, b.middle_name) if p)
 
 
-def _latest_loans(session: Session, borrower_ids: Iterable[int]) -> dict[int, v.LoanBrief]:
+def _loans_of(session: Session, borrower_ids: Iterable[int]) -> dict[int, list[v.LoanBrief]]:
+    """Each borrower's loans, newest first."""
     ids = list(borrower_ids)
     if not ids:
         return {}
-    latest: dict[int, v.LoanBrief] = {}
-    loans = session.scalars(
+    loans: dict[int, list[v.LoanBrief]] = {}
+    rows = session.scalars(
         select(Loan)
         .where(Loan.borrower_id.in_(ids))
         .order_by(Loan.borrower_id, Loan.issued_on.desc(), Loan.id.desc())
     )
-    for loan in loans:
-        latest.setdefault(
-            loan.borrower_id,
+    for loan in rows:
+        loans.setdefault(loan.borrower_id, []).append(
             v.LoanBrief(
                 number=loan.number,
                 product=loan.product,
@@ -221,9 +222,9 @@ def _latest_loans(session: Session, borrower_ids: Iterable[int]) -> dict[int, v.
                 status_name=loan.status_name,
                 overdue_amount=loan.overdue_amount,
                 days_past_due=loan.days_past_due,
-            ),
+            )
         )
-    return latest
+    return loans
 
 
 def _operator_logins(session: Session, ids: set[int | None]) -> dict[int | None, str]:

@@ -69,10 +69,11 @@ Event = CallIncoming | CallAnswered | CallEnded | ChatMessage | SmsStatus
 class BadEvent(ValueError):
     """Why an event can never be processed; ``field`` names the offending field when there is one."""
 
-    def __init__(self, reason: str, field: str | None = None) -> None:
+    def __init__(self, reason: str, field: str | None = None, message: str | None = None) -> None:
         super().__init__(reason)
-        self.reason = reason
+        self.reason = reason  # with the field's name, for logs and the dead-letter header
         self.field = field
+        self.message = message or reason  # without it, for an API answer that names the field apart
 
 
 def parse_event(event_type: str, body: dict[str, Any]) -> Event:
@@ -84,7 +85,8 @@ def parse_event(event_type: str, body: dict[str, Any]) -> Event:
     except ValidationError as error:
         first = error.errors()[0]
         field = '.'.join(str(p) for p in first['loc']) or None
-        raise BadEvent(f'{field}: {first["msg"]}' if field else first['msg'], field) from None
+        reason = f'{field}: {first["msg"]}' if field else first['msg']
+        raise BadEvent(reason, field, first['msg']) from None
 
 
 def decode_event(routing_key: str, raw: bytes) -> Event:

@@ -38,6 +38,7 @@ class BorrowerRow:
     operator_login: str | None
     archived: bool
     loan: LoanBrief | None  # the most recent loan
+    loans: tuple[LoanBrief, ...] = ()  # newest first
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from uuid import uuid4
 
 import pika
 import pytest
-from pika.exceptions import AMQPError
+from pika.exceptions import AMQPError, ChannelClosedByBroker
 
 from crm.integrations.bus import Delivery, encode
 from crm.integrations.rabbitmq import BusUnavailable, QueueNames, RabbitBus
@@ -186,7 +186,10 @@ def test_a_rejected_event_is_dead_lettered_and_the_next_one_handled(
     wait_until(lambda: ready_count(broker, names.dead_letter_queue) == 1, what='the dead letter')
     [(body, headers)] = bus.dead_letters()
     assert body == b'\xff{not json'
-    assert headers == {'x-dead-reason': 'body is not UTF-8 JSON', 'x-original-routing-key': 'chat.message.received'}
+    assert headers == {
+        'x-dead-reason': 'body is not UTF-8 JSON',
+        'x-original-routing-key': 'chat.message.received',
+    }
     bus.stop()
     assert ready_count(broker, names.events_queue) == 0
     assert ready_count(broker, names.dead_letter_queue) == 0  # dead_letters() took it
@@ -291,7 +294,8 @@ def test_events_that_wait_are_handled_in_batches(make_bus: Callable[..., RabbitB
     assert sorted(body['call_id'] for body in recorder.bodies()) == sorted(f'c-{n}' for n in range(count))
     assert max(sizes) > 1
     assert max(sizes) <= 100
-    print(f'\n{count} events in {len(sizes)} batches (max {max(sizes)}) in {elapsed:.3f} s: {count / elapsed:.0f}/s')
+    rate = count / elapsed
+    print(f'\n{count} events, {len(sizes)} batches (max {max(sizes)}), {elapsed:.3f} s: {rate:.0f}/s')
 
 
 def test_commands_reach_subscribers(make_bus: Callable[..., RabbitBus]) -> None:
@@ -327,6 +331,28 @@ def test_stop_is_prompt_and_closes_the_consumer(
     assert time.perf_counter() - began < 2
     assert broker.queue_declare(names.events_queue, passive=True).method.consumer_count == 0
     assert not [t for t in threading.enumerate() if t.name == 'crm-rabbitmq' and t.is_alive()]
+
+
+def test_a_deleted_events_queue_is_declared_again(
+    make_bus: Callable[..., RabbitBus], names: QueueNames, broker: Any, amqp_url: str
+) -> None:
+    def consumers() -> int:
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        try:
+            return connection.channel().queue_declare(names.events_queue, passive=True).method.consumer_count
+        except ChannelClosedByBroker:  # 404: not there (yet)
+            return 0
+        finally:
+            if connection.is_open:
+                connection.close()
+
+    recorder = Recorder()
+    bus = make_bus()
+    bus.start(recorder, ignore_ui)
+    broker.queue_delete(names.events_queue)  # the broker cancels the bus's consumer
+    wait_until(lambda: consumers() == 1, what='the queue to be declared and consumed again')
+    bus.publish_event('sms.status', {'message_id': 'm-2', 'status': 'failed', 'at': '2024-05-01T10:00:00'})
+    recorder.wait_for(1)
 
 
 def test_an_unreachable_broker_fails_start_with_one_clear_line(names: QueueNames) -> None:

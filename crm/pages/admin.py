@@ -1,0 +1,219 @@
+"""Administrator pages: the PBX simulator and the API tokens."""
+
+from __future__ import annotations
+
+import random
+
+from fastapi import Response
+from nicegui import app, run, ui
+
+from crm.bootstrap import Services
+from crm.db.normalize import format_phone, phone_key
+from crm.domain import Role
+from crm.integrations.pbx_simulator import RECORDINGS_PATH, PbxSimulator, recording_wav
+from crm.pages import format as fmt
+from crm.pages.layout import frame
+from crm.pages.live import LiveHub
+from crm.pages.session import current_actor
+from crm.services.actor import Actor
+from crm.services.api_tokens import SCOPES
+from crm.services.errors import ServiceError
+
+SIM_STATES = {
+    'ringing': 'Звонит',
+    'active': 'Разговор',
+    'on_hold': 'Удержание',
+    'ended': 'Завершён',
+    'transferred': 'Переведён',
+}
+
+
+async def admin_actor(services: Services) -> Actor | None:
+    actor = await current_actor(services.auth)
+    if actor is None:
+        ui.navigate.to('/login')
+        return None
+    if actor.role != Role.ADMIN:
+        ui.label('Раздел доступен только администратору').classes('text-lg m-8')
+        return None
+    return actor
+
+
+def register(services: Services, hub: LiveHub) -> None:
+    pbx = services.pbx
+    if pbx is not None:
+        register_simulator(services, hub, pbx)
+    register_tokens(services, hub)
+
+
+def register_simulator(services: Services, hub: LiveHub, pbx: PbxSimulator) -> None:
+    @app.get(f'{RECORDINGS_PATH}/{{call_id}}.wav', include_in_schema=False)
+    def recording(call_id: str) -> Response:
+        return Response(recording_wav(call_id), media_type='audio/wav')
+
+    @ui.page('/admin/pbx')
+    async def simulator_page() -> None:
+        actor = await admin_actor(services)
+        if actor is None:
+            return
+        targets = await run.io_bound(services.calls.transfer_targets, actor) or []
+        sample_phones = await run.io_bound(_sample_phones, services) or []
+
+        def ring() -> None:
+            number = phone_key(caller.value or '') or (caller.value or '').strip()
+            if not number or not extension.value:
+                ui.notify('Укажите номер звонящего и внутренний номер', type='warning')
+                return
+            pbx.ring(number, extension.value)
+            ui.notify(f'Звонок с {number} на {extension.value}')
+
+        with frame(services, hub, actor, 'Симулятор АТС') as workspace:
+            ui.label('Симулятор АТС').classes('text-xl font-semibold')
+            ui.label(
+                'Встроенная АТС для проверки: публикует события telephony.* и отвечает на команды CRM '
+                '(набор, удержание, перевод, завершение). Исходящие звонки снимаются автоматически через 2 с.'
+            ).classes('text-sm text-gray-600')
+            with ui.card().classes('w-full'), ui.row().classes('items-end gap-4'):
+                caller = ui.input('Номер звонящего', value=sample_phones[0] if sample_phones else '').props(
+                    'outlined'
+                )
+                ui.button(
+                    'Случайный заёмщик',
+                    icon='casino',
+                    on_click=lambda: (
+                        caller.set_value(random.choice(sample_phones)) if sample_phones else None
+                    ),
+                ).props('flat')
+                extension = (
+                    ui.select(
+                        {ext: f'{ext} — {name}' for ext, name in targets},
+                        label='Внутренний номер',
+                        value=targets[0][0] if targets else None,
+                    )
+                    .props('outlined')
+                    .classes('w-72')
+                )
+                ui.button('Позвонить', icon='ring_volume', on_click=ring, color='positive')
+            calls_area = ui.column().classes('w-full')
+
+        seen = {'version': -1}
+
+        def redraw() -> None:
+            if seen['version'] == pbx.version:
+                return
+            seen['version'] = pbx.version
+            calls_area.clear()
+            with calls_area:
+                calls_table(pbx)
+
+        redraw()
+        ui.timer(0.5, redraw)
+        await workspace.start()
+
+
+def calls_table(pbx: PbxSimulator) -> None:
+    calls = pbx.calls()
+    if not calls:
+        ui.label('Звонков ещё не было').classes('text-gray-600')
+        return
+    with ui.list().props('bordered separator').classes('w-full bg-white'):
+        for call in calls:
+            with ui.item(), ui.item_section(), ui.row().classes('items-center gap-4'):
+                ui.icon('call_received' if call.direction == 'in' else 'call_made')
+                ui.label(f'{format_phone(call.number)} → {call.extension}').classes('font-medium w-64')
+                ui.label(SIM_STATES.get(call.state, call.state)).classes('w-28')
+                ui.label(fmt.moment(call.started_at)).classes('text-sm text-gray-600 w-36')
+                ui.label(call.call_id).classes('text-xs text-gray-500 w-56')
+                if call.state == 'ringing':
+                    ui.button('Ответить', on_click=lambda c=call: pbx.answer(c.call_id)).props('dense')
+                if call.state in ('ringing', 'active', 'on_hold'):
+                    ui.button(
+                        'Завершить', on_click=lambda c=call: pbx.end(c.call_id), color='negative'
+                    ).props('dense')
+
+
+def _sample_phones(services: Services) -> list[str]:
+    from sqlalchemy import select
+
+    from crm.db.models import Borrower, BorrowerPhone
+
+    with services.sessions() as session:
+        return list(
+            session.scalars(
+                select(BorrowerPhone.phone)
+                .join(Borrower, Borrower.id == BorrowerPhone.borrower_id)
+                .where(BorrowerPhone.is_primary.is_(True), Borrower.archived.is_(False))
+                .order_by(BorrowerPhone.id)
+                .limit(200)
+            )
+        )
+
+
+def register_tokens(services: Services, hub: LiveHub) -> None:
+    @ui.page('/admin/tokens')
+    async def tokens_page() -> None:
+        actor = await admin_actor(services)
+        if actor is None:
+            return
+
+        async def create() -> None:
+            try:
+                plain, info = await run.io_bound(
+                    services.api_tokens.create, actor, name.value or '', scope.value
+                )
+            except ServiceError as error:
+                ui.notify(error.message, type='warning')
+                return
+            name.set_value('')
+            with ui.dialog() as dialog, ui.card().classes('w-[36rem]'):
+                ui.label(f'Токен «{info.name}» создан').classes('text-lg font-semibold')
+                ui.label('Скопируйте его сейчас: он показывается один раз и нигде не хранится.').classes(
+                    'text-sm'
+                )
+                ui.input(value=plain).props('readonly outlined').classes('w-full font-mono')
+                ui.button('Готово', on_click=dialog.close)
+            dialog.open()
+            await table.refresh()
+
+        async def revoke(token_id: int) -> None:
+            await run.io_bound(services.api_tokens.revoke, actor, token_id)
+            ui.notify('Токен отозван')
+            await table.refresh()
+
+        @ui.refreshable
+        async def table() -> None:
+            tokens = await run.io_bound(services.api_tokens.list, actor) or []
+            if not tokens:
+                ui.label('Токенов нет').classes('text-gray-600')
+                return
+            with ui.list().props('bordered separator').classes('w-full bg-white'):
+                for token in tokens:
+                    with ui.item(), ui.item_section(), ui.row().classes('items-center gap-4'):
+                        ui.label(token.name).classes('font-medium w-56')
+                        ui.label(f'{token.prefix}…').classes('font-mono text-sm w-36')
+                        ui.label(SCOPES[token.scope]).classes('text-sm w-72')
+                        ui.label(
+                            f'создан {fmt.moment(token.created_at)} ({token.created_by or "—"})'
+                        ).classes('text-xs text-gray-600')
+                        ui.label(f'использован {fmt.moment(token.last_used_at)}').classes(
+                            'text-xs text-gray-600'
+                        )
+                        if token.revoked_at:
+                            ui.badge(f'отозван {fmt.moment(token.revoked_at)}', color='grey')
+                        else:
+                            ui.button(
+                                'Отозвать', on_click=lambda t=token: revoke(t.id), color='negative'
+                            ).props('flat dense')
+
+        with frame(services, hub, actor, 'API-токены') as workspace:
+            ui.label('API-токены').classes('text-xl font-semibold')
+            ui.label(
+                'Токены для АТС, чата, SMS-шлюза и других систем: заголовок Authorization: Bearer <токен>. '
+                'Документация API: /docs'
+            ).classes('text-sm text-gray-600')
+            with ui.card().classes('w-full'), ui.row().classes('items-end gap-4'):
+                name = ui.input('Система', placeholder='АТС Asterisk').props('outlined')
+                scope = ui.select(SCOPES, value='events', label='Права').props('outlined').classes('w-80')
+                ui.button('Создать токен', icon='key', on_click=create)
+            await table()
+        await workspace.start()
