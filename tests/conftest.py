@@ -17,6 +17,7 @@ from crm.db.migrate import upgrade
 
 REQUIRE_SERVICES = os.environ.get('CRM_REQUIRE_SERVICES') == '1'
 DEMO_BORROWERS = 300
+TEST_API_TOKEN = 'test-api-token'
 
 
 def need_service(reason: str) -> None:
@@ -79,5 +80,7 @@ def app_env(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     monkeypatch.setenv('CRM_DATABASE_URL', database_url)
     monkeypatch.setenv('CRM_DEMO', '0')
     monkeypatch.setenv('CRM_SECRET', 'test-secret')
+    monkeypatch.setenv('CRM_API_TOKEN', TEST_API_TOKEN)
+    monkeypatch.setenv('CRM_PBX_SIMULATOR', '1')
     monkeypatch.delenv('CRM_AMQP_URL', raising=False)
     return database_url

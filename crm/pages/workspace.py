@@ -72,8 +72,15 @@ class Workspace:
         except ServiceError:
             return
         if view is not None:
+            self.show_call(view)
+
+    def show_call(self, view: CallView) -> None:
+        """The panel keeps a call while it is live or waits for its result, then lets it go."""
+        if view.live or view.needs_result:
             self.call = view
-            self.render_call()
+        elif self.call is not None and self.call.call_id == view.call_id:
+            self.call = None
+        self.render_call()
 
     # --- content ---------------------------------------------------------------------------------
     async def show_card(self, borrower_id: int) -> None:
@@ -135,8 +142,7 @@ class Workspace:
             ui.notify(error.message, type='warning', multi_line=True)
             return None
         if view is not None:
-            self.call = view
-            self.render_call()
+            self.show_call(view)
         return view
 
     async def link_and_show(self, borrower_id: int) -> None:

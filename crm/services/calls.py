@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -129,10 +129,17 @@ Notification = dict[str, object]
 
 
 class CallService:
-    def __init__(self, sessions: sessionmaker[Session], bus: EventBus, compliance: ComplianceService) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        bus: EventBus,
+        compliance: ComplianceService,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self._sessions = sessions
         self._bus = bus
         self._compliance = compliance
+        self._clock = clock
 
     # --- events from outside --------------------------------------------------------------------
     def handle_deliveries(self, deliveries: Sequence[Delivery]) -> list[str | None]:
@@ -324,7 +331,7 @@ class CallService:
         normalised = phone_key(number)
         if normalised is None:
             raise ServiceError('Неверный номер телефона: нужен российский номер из 10 или 11 цифр')
-        now = utcnow()
+        now = self._clock()
         with self._sessions.begin() as session:
             self._require_free(session, actor)
             if borrower_id is None:
@@ -462,11 +469,9 @@ class CallService:
             )
             return [ResultOption(c.code, c.name, c.reached, c.needs_promise, c.needs_callback) for c in codes]
 
-    def save_result(
-        self, actor: Actor, call_id: str, result: CallResult, *, now: datetime | None = None
-    ) -> CallView:
+    def save_result(self, actor: Actor, call_id: str, result: CallResult) -> CallView:
         """Record what the call came to; it lands in the borrower's history at once."""
-        now = now or utcnow()
+        now = self._clock()
         with self._sessions.begin() as session:
             call = self._own_call(session, actor, call_id)
             if call.state in ('ringing', 'dialing', 'active', 'on_hold'):

@@ -1,0 +1,438 @@
+"""The calls service on the real database: events, idempotency, order, the state machine, results, 230-FZ."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from crm.db.models import Borrower, Call, Communication, InboundEvent
+from crm.domain import Role
+from crm.integrations.bus import Delivery, InProcessBus
+from crm.services.auth import to_actor
+from crm.services.calls import CallResult, CallService
+from crm.services.compliance import ComplianceService
+from crm.services.errors import AccessDenied, ServiceError
+from tests.factories import make_borrower, make_user, unique, unique_phone
+
+# Wednesday 26.11.2026, 12:00 in Moscow: inside the weekday window everywhere west of Yakutsk
+NOON_MSK = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class RecordingBus(InProcessBus):
+    """The in-process bus, remembering the UI notifications instead of showing them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ui: list[dict[str, Any]] = []
+
+    def publish_ui(self, body: dict[str, Any]) -> None:
+        self.ui.append(body)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(NOON_MSK)
+
+
+@pytest.fixture
+def bus() -> RecordingBus:
+    return RecordingBus()
+
+
+@pytest.fixture
+def calls(sessions, bus, clock) -> CallService:
+    return CallService(sessions, bus, ComplianceService(sessions), clock=clock)
+
+
+@pytest.fixture
+def operator(sessions):
+    return to_actor(make_user(sessions, role=Role.OPERATOR))
+
+
+def deliver(calls: CallService, event_type: str, body: dict[str, Any] | bytes) -> list[str | None]:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return calls.handle_deliveries([Delivery(event_type, raw)])
+
+
+def incoming(
+    call_id: str, number: str, extension: str, at: str = '2026-11-26T12:00:00+03:00'
+) -> dict[str, Any]:
+    return {'call_id': call_id, 'from': number, 'to_extension': extension, 'at': at}
+
+
+def rows(sessions, model, **where) -> list:
+    with sessions() as session:
+        return list(session.scalars(select(model).filter_by(**where)))
+
+
+def test_incoming_call_records_call_and_communication_and_pops(calls, bus, sessions, operator) -> None:
+    phone = unique_phone()
+    borrower = make_borrower(sessions, last='Звонков', phones=(phone,))
+    call_id = f'pbx-{unique()}'
+    assert deliver(
+        calls, 'telephony.call.incoming', incoming(call_id, '8' + phone[1:], operator.extension)
+    ) == [None]
+    (call,) = rows(sessions, Call, call_id=call_id)
+    assert (call.state, call.borrower_id, call.operator_id, call.number) == (
+        'ringing',
+        borrower.id,
+        operator.id,
+        phone,
+    )
+    (communication,) = rows(sessions, Communication, call_id=call_id)
+    assert (communication.channel, communication.direction, communication.borrower_id) == (
+        'call_in',
+        'in',
+        borrower.id,
+    )
+    assert bus.ui == [
+        {
+            'kind': 'screen_pop',
+            'extension': operator.extension,
+            'call_id': call_id,
+            'borrower_id': borrower.id,
+            'number': phone,
+        }
+    ]
+    with sessions() as session:
+        assert session.get(Borrower, borrower.id).last_contact_at == datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+
+def test_the_same_event_twice_has_one_effect(calls, bus, sessions, operator) -> None:
+    call_id = f'pbx-{unique()}'
+    event = incoming(call_id, unique_phone(), operator.extension)
+    assert (
+        calls.handle_deliveries([Delivery('telephony.call.incoming', json.dumps(event).encode())] * 2)
+        == [None] * 2
+    )
+    deliver(calls, 'telephony.call.incoming', event)
+    assert len(rows(sessions, Call, call_id=call_id)) == 1
+    assert len(rows(sessions, Communication, call_id=call_id)) == 1
+    assert len(bus.ui) == 1
+
+
+def test_several_borrowers_on_one_number_most_recent_loan_first(calls, sessions, operator) -> None:
+    phone = unique_phone()
+    older = make_borrower(sessions, last='Старый', phones=(phone,))
+    newer = make_borrower(sessions, last='Новый', phones=(phone,))
+    with sessions.begin() as session:
+        session.get(Borrower, newer.id).loans[0].issued_on = date(2026, 11, 1)
+    call_id = f'pbx-{unique()}'
+    deliver(calls, 'telephony.call.incoming', incoming(call_id, phone, operator.extension))
+    view = calls.view(operator, call_id)
+    assert view.borrower_id == newer.id
+    assert [o.id for o in view.others] == [older.id]
+
+
+def test_unknown_number_and_odd_format_still_pop(calls, bus, sessions, operator) -> None:
+    call_id = f'pbx-{unique()}'
+    deliver(calls, 'telephony.call.incoming', incoming(call_id, 'anonymous', operator.extension))
+    (call,) = rows(sessions, Call, call_id=call_id)
+    assert call.borrower_id is None and call.number == 'anonymous'
+    assert bus.ui[-1]['borrower_id'] is None
+
+
+def test_unknown_extension_is_recorded_with_a_warning(calls, bus, sessions, caplog) -> None:
+    call_id = f'pbx-{unique()}'
+    assert deliver(calls, 'telephony.call.incoming', incoming(call_id, unique_phone(), '0000')) == [None]
+    assert rows(sessions, Call, call_id=call_id)[0].operator_id is None
+    assert 'unknown extension 0000' in caplog.text
+
+
+@pytest.mark.parametrize(
+    'body',
+    [
+        b'{not json',
+        b'\xff\xfe',
+        b'[1, 2]',
+        json.dumps({'call_id': 'x', 'to_extension': '101', 'at': 'now'}).encode(),
+    ],
+    ids=['not-json', 'not-utf8', 'not-object', 'missing-from-bad-at'],
+)
+def test_malformed_events_are_refused_with_a_reason(calls, body: bytes) -> None:
+    (reason,) = calls.handle_deliveries([Delivery('telephony.call.incoming', body)])
+    assert reason
+
+
+def test_a_bad_event_in_a_batch_does_not_hold_up_the_good_ones(calls, sessions, operator) -> None:
+    good = f'pbx-{unique()}'
+    outcome = calls.handle_deliveries(
+        [
+            Delivery('telephony.call.incoming', b'{oops'),
+            Delivery(
+                'telephony.call.incoming',
+                json.dumps(incoming(good, unique_phone(), operator.extension)).encode(),
+            ),
+            Delivery('telephony.unknown', b'{}'),
+        ]
+    )
+    assert outcome[0] and outcome[1] is None and outcome[2]
+    assert len(rows(sessions, Call, call_id=good)) == 1
+
+
+def test_answered_and_ended_before_incoming_wait_and_apply(calls, sessions, operator) -> None:
+    call_id = f'pbx-{unique()}'
+    deliver(calls, 'telephony.call.answered', {'call_id': call_id, 'at': '2026-11-26T12:00:05+03:00'})
+    deliver(
+        calls,
+        'telephony.call.ended',
+        {
+            'call_id': call_id,
+            'at': '2026-11-26T12:03:05+03:00',
+            'duration_s': 180,
+            'recording_url': 'http://r/1',
+        },
+    )
+    assert [e.status for e in rows(sessions, InboundEvent, call_id=call_id)] == ['parked', 'parked']
+    deliver(calls, 'telephony.call.incoming', incoming(call_id, unique_phone(), operator.extension))
+    (call,) = rows(sessions, Call, call_id=call_id)
+    assert (call.state, call.duration_s, call.recording_url) == ('ended', 180, 'http://r/1')
+    assert call.answered_at == datetime(2026, 11, 26, 9, 0, 5, tzinfo=UTC)
+    assert {e.status for e in rows(sessions, InboundEvent, call_id=call_id)} == {'applied'}
+
+
+def test_ended_without_answer_is_a_missed_call_and_late_answer_changes_nothing(
+    calls, sessions, operator
+) -> None:
+    call_id = f'pbx-{unique()}'
+    deliver(calls, 'telephony.call.incoming', incoming(call_id, unique_phone(), operator.extension))
+    deliver(calls, 'telephony.call.ended', {'call_id': call_id, 'at': '2026-11-26T12:00:20+03:00'})
+    deliver(calls, 'telephony.call.answered', {'call_id': call_id, 'at': '2026-11-26T12:00:10+03:00'})
+    (call,) = rows(sessions, Call, call_id=call_id)
+    assert (call.state, call.answered_at, call.duration_s) == ('ended', None, 0)
+    assert rows(sessions, Communication, call_id=call_id)[0].reached is False
+
+
+def ring_and_answer(calls, sessions, operator, borrower=None) -> str:
+    borrower = borrower or make_borrower(sessions, phones=(unique_phone(),))
+    phone = borrower.phones[0].phone if borrower.phones else unique_phone()
+    call_id = f'pbx-{unique()}'
+    deliver(calls, 'telephony.call.incoming', incoming(call_id, phone, operator.extension))
+    deliver(calls, 'telephony.call.answered', {'call_id': call_id, 'at': '2026-11-26T12:00:05+03:00'})
+    return call_id
+
+
+def test_hold_resume_transfer_publish_commands_and_follow_the_state_machine(
+    calls, bus, sessions, operator
+) -> None:
+    other = make_user(sessions)
+    call_id = ring_and_answer(calls, sessions, operator)
+    assert calls.hold(operator, call_id).state == 'on_hold'
+    with pytest.raises(ServiceError, match='На удержании'):
+        calls.hold(operator, call_id)
+    assert calls.resume(operator, call_id).state == 'active'
+    with pytest.raises(ServiceError, match='не найден'):
+        calls.transfer(operator, call_id, '0000')
+    view = calls.transfer(operator, call_id, other.extension)
+    assert (view.state, view.transferred_to) == ('transferred', other.extension)
+    assert bus.commands == [
+        ('telephony.hold', {'call_id': call_id}),
+        ('telephony.resume', {'call_id': call_id}),
+        ('telephony.transfer', {'call_id': call_id, 'to_extension': other.extension}),
+    ]
+    with pytest.raises(ServiceError):
+        calls.hangup(operator, call_id)  # a transferred call is no longer ours to end
+
+
+def test_hangup_asks_the_pbx_and_the_state_follows_its_ended(calls, bus, sessions, operator) -> None:
+    call_id = ring_and_answer(calls, sessions, operator)
+    assert calls.hangup(operator, call_id).state == 'active'
+    assert bus.commands[-1] == ('telephony.hangup', {'call_id': call_id})
+    deliver(calls, 'telephony.call.ended', {'call_id': call_id, 'at': '2026-11-26T12:01:05+03:00'})
+    view = calls.view(operator, call_id)
+    assert (view.state, view.duration_s, view.needs_result) == ('ended', 60, True)
+
+
+def test_another_operators_call_is_off_limits(calls, sessions, operator) -> None:
+    call_id = ring_and_answer(calls, sessions, operator)
+    stranger = to_actor(make_user(sessions))
+    with pytest.raises(AccessDenied):
+        calls.hold(stranger, call_id)
+
+
+def ended_call(calls, sessions, operator) -> str:
+    call_id = ring_and_answer(calls, sessions, operator)
+    deliver(
+        calls,
+        'telephony.call.ended',
+        {'call_id': call_id, 'at': '2026-11-26T12:02:05+03:00', 'duration_s': 120},
+    )
+    return call_id
+
+
+def test_promise_needs_amount_and_date_and_lands_in_history(calls, bus, sessions, operator) -> None:
+    call_id = ended_call(calls, sessions, operator)
+    with pytest.raises(ServiceError, match='сумму'):
+        calls.save_result(operator, call_id, CallResult('promise', promise_date=date(2026, 12, 1)))
+    with pytest.raises(ServiceError, match='больше нуля'):
+        calls.save_result(
+            operator, call_id, CallResult('promise', promise_amount='0', promise_date=date(2026, 12, 1))
+        )
+    with pytest.raises(ServiceError, match='дату'):
+        calls.save_result(operator, call_id, CallResult('promise', promise_amount='5000'))
+    with pytest.raises(ServiceError, match='прошлом'):
+        calls.save_result(
+            operator, call_id, CallResult('promise', promise_amount='5000', promise_date=date(2026, 11, 1))
+        )
+    view = calls.save_result(
+        operator, call_id, CallResult('promise', ' Обещал в пятницу ', '12 500,50', date(2026, 11, 28))
+    )
+    assert view.result_code == 'promise' and not view.needs_result
+    (communication,) = rows(sessions, Communication, call_id=call_id)
+    assert (communication.result_name, communication.promise_amount, communication.promise_date) == (
+        'Обещание оплаты',
+        Decimal('12500.50'),
+        date(2026, 11, 28),
+    )
+    assert communication.comment == 'Обещал в пятницу' and communication.duration_s == 120
+    assert {'kind': 'history', 'borrower_id': view.borrower_id} in bus.ui
+
+
+def test_callback_needs_a_future_moment(calls, sessions, operator, clock) -> None:
+    call_id = ended_call(calls, sessions, operator)
+    with pytest.raises(ServiceError, match='перезвонить'):
+        calls.save_result(operator, call_id, CallResult('callback'))
+    with pytest.raises(ServiceError, match='будущем'):
+        calls.save_result(
+            operator, call_id, CallResult('callback', callback_at=clock.now - timedelta(hours=1))
+        )
+    calls.save_result(operator, call_id, CallResult('callback', callback_at=clock.now + timedelta(days=1)))
+    assert rows(sessions, Communication, call_id=call_id)[0].callback_at == clock.now + timedelta(days=1)
+
+
+def test_unknown_result_code_and_result_during_the_call_are_refused(calls, sessions, operator) -> None:
+    call_id = ring_and_answer(calls, sessions, operator)
+    with pytest.raises(ServiceError, match='после завершения'):
+        calls.save_result(operator, call_id, CallResult('consultation'))
+    deliver(calls, 'telephony.call.ended', {'call_id': call_id, 'at': '2026-11-26T12:02:05+03:00'})
+    with pytest.raises(ServiceError, match='из списка'):
+        calls.save_result(operator, call_id, CallResult('nonsense'))
+
+
+def test_no_new_call_before_the_last_result_is_saved(calls, bus, sessions, operator) -> None:
+    borrower = make_borrower(sessions, phones=(unique_phone(),))
+    call_id = ended_call(calls, sessions, operator)
+    with pytest.raises(ServiceError, match='результат предыдущего'):
+        calls.dial(operator, borrower.phones[0].phone, borrower_id=borrower.id)
+    calls.save_result(operator, call_id, CallResult('consultation'))
+    view = calls.dial(operator, borrower.phones[0].phone, borrower_id=borrower.id)
+    assert view.state == 'dialing' and view.direction == 'out'
+    assert bus.commands[-1] == (
+        'telephony.dial',
+        {'call_id': view.call_id, 'extension': operator.extension, 'number': borrower.phones[0].phone},
+    )
+    with pytest.raises(ServiceError, match='завершите текущий'):
+        calls.dial(operator, borrower.phones[0].phone, borrower_id=borrower.id)
+
+
+def test_dial_refuses_a_bad_number(calls, operator) -> None:
+    with pytest.raises(ServiceError, match='Неверный номер'):
+        calls.dial(operator, '12345')
+
+
+def answered_outgoing(calls, sessions, operator, borrower) -> str:
+    view = calls.dial(operator, borrower.phones[0].phone, borrower_id=borrower.id)
+    deliver(calls, 'telephony.call.answered', {'call_id': view.call_id, 'at': calls._clock().isoformat()})
+    deliver(calls, 'telephony.call.ended', {'call_id': view.call_id, 'at': calls._clock().isoformat()})
+    calls.save_result(operator, view.call_id, CallResult('refusal'))
+    return view.call_id
+
+
+def test_230_fz_one_reached_call_a_day_about_overdue_debt(calls, sessions, operator, clock) -> None:
+    borrower = make_borrower(sessions, phones=(unique_phone(),), overdue=Decimal('5000'), days_past_due=10)
+    answered_outgoing(calls, sessions, operator, borrower)
+    clock.now += timedelta(hours=2)
+    with pytest.raises(ServiceError, match='не более 1 звонка в сутки'):
+        calls.dial(operator, borrower.phones[0].phone, borrower_id=borrower.id)
+    clock.now += timedelta(days=1)
+    answered_outgoing(calls, sessions, operator, borrower)  # Thursday: allowed again
+    clock.now += timedelta(days=1)
+    with pytest.raises(ServiceError, match='в неделю'):  # Friday: the week's two are used
+        calls.dial(operator, borrower.phones[0].phone, borrower_id=borrower.id)
+
+
+def test_230_fz_unanswered_attempts_do_not_count(calls, sessions, operator, clock) -> None:
+    borrower = make_borrower(sessions, phones=(unique_phone(),), overdue=Decimal('5000'), days_past_due=10)
+    for _ in range(3):
+        view = calls.dial(operator, borrower.phones[0].phone, borrower_id=borrower.id)
+        deliver(calls, 'telephony.call.ended', {'call_id': view.call_id, 'at': clock.now.isoformat()})
+        calls.save_result(operator, view.call_id, CallResult('no_answer'))
+        clock.now += timedelta(minutes=30)
+    assert len(rows(sessions, Call, borrower_id=borrower.id)) == 3
+
+
+def test_230_fz_quiet_hours_in_the_borrowers_time_zone(calls, sessions, operator, clock) -> None:
+    borrower = make_borrower(sessions, phones=(unique_phone(),), overdue=Decimal('5000'), days_past_due=10)
+    with sessions.begin() as session:
+        session.get(Borrower, borrower.id).timezone = 'Asia/Vladivostok'
+    clock.now = datetime(2026, 11, 26, 12, 30, tzinfo=UTC)  # 15:30 in Moscow, 22:30 in Vladivostok
+    with pytest.raises(ServiceError, match='22:30'):
+        calls.dial(operator, borrower.phones[0].phone, borrower_id=borrower.id)
+
+
+def test_230_fz_no_overdue_debt_no_limits(calls, sessions, operator, clock) -> None:
+    borrower = make_borrower(sessions, phones=(unique_phone(),))
+    clock.now = datetime(2026, 11, 26, 20, 30, tzinfo=UTC)  # 23:30 in Moscow
+    answered_outgoing(calls, sessions, operator, borrower)
+    answered_outgoing(calls, sessions, operator, borrower)
+
+
+@pytest.mark.parametrize('flag', ['contact_refused', 'representative_only', 'bankrupt', 'incapacitated'])
+def test_legal_status_blocks_outgoing_calls(calls, sessions, operator, flag: str) -> None:
+    borrower = make_borrower(sessions, phones=(unique_phone(),))
+    with sessions.begin() as session:
+        setattr(session.get(Borrower, borrower.id), flag, True)
+    with pytest.raises(ServiceError, match='Звонки запрещены'):
+        calls.dial(operator, borrower.phones[0].phone, borrower_id=borrower.id)
+    with sessions() as session:
+        made = session.scalar(select(func.count()).select_from(Call).where(Call.borrower_id == borrower.id))
+    assert made == 0  # nothing half-written
+
+
+def test_inbound_calls_are_never_limited(calls, sessions, operator) -> None:
+    borrower = make_borrower(sessions, phones=(unique_phone(),), overdue=Decimal('5000'), days_past_due=10)
+    with sessions.begin() as session:
+        session.get(Borrower, borrower.id).contact_refused = True
+    for _ in range(3):
+        call_id = ring_and_answer(calls, sessions, operator, borrower)
+        assert calls.view(operator, call_id).state == 'active'
+        deliver(calls, 'telephony.call.ended', {'call_id': call_id, 'at': '2026-11-26T12:02:05+03:00'})
+        calls.save_result(operator, call_id, CallResult('consultation'))
+
+
+def test_linking_the_call_to_the_right_borrower(calls, sessions, operator) -> None:
+    call_id = f'pbx-{unique()}'
+    deliver(calls, 'telephony.call.incoming', incoming(call_id, unique_phone(), operator.extension))
+    borrower = make_borrower(sessions, last='Найденный')
+    view = calls.link_borrower(operator, call_id, borrower.id)
+    assert view.borrower_id == borrower.id
+    assert rows(sessions, Communication, call_id=call_id)[0].borrower_id == borrower.id
+
+
+def test_chat_message_is_recorded_for_the_borrower(calls, bus, sessions) -> None:
+    phone = unique_phone()
+    borrower = make_borrower(sessions, phones=(phone,))
+    chat = {
+        'chat_id': f'chat-{unique()}',
+        'from': phone,
+        'text': 'Когда платёж?',
+        'at': '2026-11-26T12:00:00Z',
+    }
+    deliver(calls, 'chat.message.received', chat)
+    deliver(calls, 'chat.message.received', chat)
+    (message,) = rows(sessions, Communication, borrower_id=borrower.id, channel='chat')
+    assert message.body == 'Когда платёж?'
+    assert bus.ui[-1] == {'kind': 'history', 'borrower_id': borrower.id}

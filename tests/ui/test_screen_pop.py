@@ -1,0 +1,117 @@
+"""A ring puts the card on the operator's screen, in place, without a click; the call panel follows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, timedelta
+
+from nicegui import ui
+from nicegui.testing import User
+
+from tests.conftest import TEST_API_TOKEN
+from tests.factories import make_borrower, unique, unique_phone
+from tests.ui.conftest import log_in, until
+
+AUTH = {'Authorization': f'Bearer {TEST_API_TOKEN}'}
+
+
+async def post_event(user: User, **body) -> None:
+    response = await user.http_client.post('/api/v1/events', json=body, headers=AUTH)
+    assert response.status_code == 202, response.text
+
+
+async def ring(user: User, phone: str, extension: str) -> str:
+    call_id = f'ui-{unique()}'
+    await post_event(
+        user,
+        type='telephony.call.incoming',
+        call_id=call_id,
+        to_extension=extension,
+        at='2026-11-26T10:00:00+03:00',
+        **{'from': phone},
+    )
+    return call_id
+
+
+def sees(user: User, text: str) -> bool:
+    with user:
+        return any(text in (getattr(e, 'text', '') or '') for e in ui.context.client.elements.values())
+
+
+async def test_ring_pops_the_card_in_the_operators_tab_and_nowhere_else(
+    user: User, create_user: Callable[[], User], sessions
+) -> None:
+    phone = unique_phone()
+    borrower = make_borrower(sessions, last='Всплывающий', first='Пётр', phones=(phone,))
+    other = create_user()
+    await log_in(user, 'operator1', 'operator')
+    await user.should_see('Мои заёмщики')
+    await log_in(other, 'operator2', 'operator')
+    await other.should_see('Мои заёмщики')
+    await ring(user, '8' + phone[1:], '101')
+    await until(lambda: sees(user, 'Всплывающий Пётр Тестович'))
+    await user.should_see('Входящий звонок — снимите трубку')
+    await user.should_see(f'PIN: {borrower.pin}')
+    assert not sees(other, 'Всплывающий')
+    assert sees(other, 'Мои заёмщики')
+
+
+async def test_unknown_number_shows_the_unknown_caller_panel_with_search(user: User) -> None:
+    await log_in(user, 'operator3', 'operator')
+    await user.should_see('Мои заёмщики')
+    await ring(user, '+7 (800) 555-00-01', '103')  # no borrower has an 8-800 number
+    await until(lambda: sees(user, 'Неизвестный номер'))
+    (box,) = user.find('Поиск заёмщика').elements
+    assert box.value == '78005550001'
+
+
+async def test_whole_call_from_answer_to_the_promise_in_history(
+    user: User, create_user: Callable[[], User], sessions
+) -> None:
+    phone = unique_phone()
+    borrower = make_borrower(sessions, last='Обещающий', phones=(phone,))
+    watcher = create_user()  # a second tab on the same card sees the result land
+    await log_in(user, 'operator4', 'operator')
+    await user.should_see('Мои заёмщики')
+    await log_in(watcher, 'supervisor', 'supervisor', path=f'/borrower/{borrower.id}')
+    await watcher.should_see('История коммуникаций')
+    call_id = await ring(user, phone, '104')
+    await until(lambda: sees(user, 'Обещающий'))
+    await post_event(user, type='telephony.call.answered', call_id=call_id, at='2026-11-26T10:00:03+03:00')
+    await until(lambda: sees(user, 'Разговор'))
+    user.find('Удерживать звонок').click()
+    await until(lambda: sees(user, 'На удержании'))
+    user.find('Вернуть звонок').click()
+    await until(lambda: sees(user, 'Разговор'))
+    user.find('Завершить звонок').click()
+    await post_event(
+        user,
+        type='telephony.call.ended',
+        call_id=call_id,
+        at='2026-11-26T10:04:03+03:00',
+        duration_s=240,
+        recording_url='https://pbx.example/rec/1.mp3',
+    )
+    await until(lambda: sees(user, 'Результат звонка'))
+    user.find(marker='result-code').click()
+    user.find('Обещание оплаты').click()
+    user.find('Сумма обещания, ₽').type('7500')
+    user.find('Дата платежа').type((date.today() + timedelta(days=3)).isoformat())
+    user.find('Комментарий').type('Оплатит с зарплаты')
+    user.find('Сохранить результат').click()
+    await until(lambda: sees(user, 'Нет активного звонка'))
+    await until(lambda: sees(watcher, 'Оплатит с зарплаты'))
+    assert sees(watcher, 'обещание 7 500,00 ₽')
+
+
+async def test_new_call_is_refused_on_a_card_with_a_legal_status(user: User, sessions) -> None:
+    from crm.db.models import Borrower
+
+    borrower = make_borrower(sessions, last='Банкротов', phones=(unique_phone(),))
+    with sessions.begin() as session:
+        session.get(Borrower, borrower.id).bankrupt = True
+    await log_in(user, 'operator5', 'operator', path=f'/borrower/{borrower.id}')
+    await user.should_see('Правовой статус: Банкротство')
+    await user.should_see('Звонки запрещены')
+    (button,) = [b for b in user.find('Новый звонок').elements if isinstance(b, ui.button)]
+    assert not button.enabled
