@@ -10,6 +10,7 @@ from nicegui import ui
 from crm import bootstrap
 from crm.config import Settings
 from crm.db.migrate import DatabaseNotReady, check_ready
+from crm.integrations.rabbitmq import BusUnavailable, check_reachable
 from crm.pages import register_pages
 
 
@@ -18,7 +19,9 @@ def main() -> None:
     services = bootstrap.build(settings)
     try:
         check_ready(services.engine)
-    except DatabaseNotReady as error:
+        if settings.amqp_url:
+            check_reachable(settings.amqp_url)
+    except (DatabaseNotReady, BusUnavailable) as error:
         print(error, file=sys.stderr)
         sys.exit(2)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')

@@ -70,6 +70,23 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
 
 
 @pytest.fixture
+def amqp_url() -> str:
+    """A reachable RabbitMQ from CRM_TEST_AMQP_URL (skip without one; fail if CI says it must be there)."""
+    import pika
+    from pika.exceptions import AMQPError
+
+    url = os.environ.get('CRM_TEST_AMQP_URL')
+    if not url:
+        need_service('RabbitMQ: set CRM_TEST_AMQP_URL')
+    assert url is not None
+    try:
+        pika.BlockingConnection(pika.URLParameters(url)).close()
+    except AMQPError as error:
+        need_service(f'RabbitMQ at CRM_TEST_AMQP_URL is unreachable: {error!r}')
+    return url
+
+
+@pytest.fixture
 def is_postgres(database_url: str) -> bool:
     return make_url(database_url).get_backend_name() == 'postgresql'
 

@@ -101,6 +101,16 @@ def describe(error: BaseException) -> str:
     return f'{type(error).__name__}: {text}' if text else type(error).__name__
 
 
+def check_reachable(url: str) -> None:
+    """Connect once and leave: BusUnavailable with one line naming CRM_AMQP_URL if that fails."""
+    try:
+        parameters = pika.URLParameters(url)
+        parameters.socket_timeout = parameters.blocked_connection_timeout = 5
+        _close_quietly(BlockingConnection(parameters))
+    except (*BROKER_ERRORS, ValueError) as error:
+        raise BusUnavailable(f'CRM_AMQP_URL={redact(url)}: cannot use RabbitMQ ({describe(error)})') from None
+
+
 def _close_quietly(connection: BlockingConnection | None) -> None:
     if connection is None:
         return

@@ -197,7 +197,12 @@ def result_form(ws: Workspace, call: CallView) -> None:
     with ui.column().classes('w-full gap-2 border-t pt-2'):
         ui.label('Результат звонка').classes('font-semibold')
         with ui.row().classes('w-full items-start gap-3'):
-            code = ui.select(options, label='Результат').props('outlined dense').classes('w-64').mark('result-code')
+            code = (
+                ui.select(options, label='Результат')
+                .props('outlined dense')
+                .classes('w-64')
+                .mark('result-code')
+            )
             amount = ui.input('Сумма обещания, ₽').props('outlined dense inputmode=decimal').classes('w-44')
             promise_date = (
                 ui.input('Дата платежа').props('outlined dense type=date stack-label').classes('w-44')

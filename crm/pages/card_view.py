@@ -110,10 +110,10 @@ def loans_table(card: v.BorrowerCard) -> None:
         {'name': 'number', 'label': 'Займ №', 'field': 'number', 'align': 'left'},
         {'name': 'product', 'label': 'Продукт', 'field': 'product', 'align': 'left'},
         {'name': 'status', 'label': 'Статус', 'field': 'status', 'align': 'left'},
-        {'name': 'amount', 'label': 'Сумма', 'field': 'amount'},
+        {'name': 'amount', 'label': 'Сумма', 'field': 'amount', 'classes': 'whitespace-nowrap'},
         {'name': 'issued', 'label': 'Выдан', 'field': 'issued'},
-        {'name': 'debt', 'label': 'Долг', 'field': 'debt'},
-        {'name': 'overdue', 'label': 'Просрочено', 'field': 'overdue'},
+        {'name': 'debt', 'label': 'Долг', 'field': 'debt', 'classes': 'whitespace-nowrap'},
+        {'name': 'overdue', 'label': 'Просрочено', 'field': 'overdue', 'classes': 'whitespace-nowrap'},
         {'name': 'dpd', 'label': 'Дней', 'field': 'dpd'},
     ]
     rows = [
@@ -141,7 +141,7 @@ def applications_table(card: v.BorrowerCard) -> None:
         {'name': 'number', 'label': 'Заявка №', 'field': 'number', 'align': 'left'},
         {'name': 'date', 'label': 'Дата', 'field': 'date', 'align': 'left'},
         {'name': 'product', 'label': 'Продукт', 'field': 'product', 'align': 'left'},
-        {'name': 'amount', 'label': 'Сумма', 'field': 'amount'},
+        {'name': 'amount', 'label': 'Сумма', 'field': 'amount', 'classes': 'whitespace-nowrap'},
         {'name': 'term', 'label': 'Срок', 'field': 'term'},
         {'name': 'status', 'label': 'Статус', 'field': 'status', 'align': 'left'},
     ]

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import need_service
+from tests.conftest import TEST_API_TOKEN, need_service
 
 CHROMIUM = Path('/usr/bin/chromium')
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,8 +26,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope='session')
+@pytest.fixture(scope='module')  # ends before other modules' apps consume from the same broker
 def app_url(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app on the test database; on RabbitMQ too when CRM_TEST_AMQP_URL is set."""
     port = free_port()
     var_dir = tmp_path_factory.mktemp('var')
     env = os.environ | {
@@ -36,9 +37,11 @@ def app_url(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         'CRM_PORT': str(port),
         'CRM_SECRET': 'e2e-secret',
         'CRM_VAR_DIR': str(var_dir),
+        'CRM_API_TOKEN': TEST_API_TOKEN,
+        'CRM_PBX_SIMULATOR': '0',
+        'CRM_AMQP_URL': os.environ.get('CRM_TEST_AMQP_URL', ''),
     }
-    for name in ('CRM_AMQP_URL', 'PYTEST_CURRENT_TEST'):  # NiceGUI runs in test mode under pytest
-        env.pop(name, None)
+    env.pop('PYTEST_CURRENT_TEST', None)  # NiceGUI would run in its pytest mode
     log = (var_dir / 'app.log').open('w')
     process = subprocess.Popen(
         [sys.executable, 'app.py'], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -14,27 +13,13 @@ from uuid import uuid4
 
 import pika
 import pytest
-from pika.exceptions import AMQPError, ChannelClosedByBroker
+from pika.exceptions import ChannelClosedByBroker
 
 from crm.integrations.bus import Delivery, encode
 from crm.integrations.rabbitmq import BusUnavailable, QueueNames, RabbitBus
-from tests.conftest import need_service
 from tests.tcp_proxy import TcpProxy
 
 WAIT_S = 10.0
-
-
-@pytest.fixture
-def amqp_url() -> str:
-    url = os.environ.get('CRM_TEST_AMQP_URL')
-    if not url:
-        need_service('RabbitMQ: set CRM_TEST_AMQP_URL')
-    assert url is not None
-    try:
-        pika.BlockingConnection(pika.URLParameters(url)).close()
-    except AMQPError as error:
-        need_service(f'RabbitMQ at CRM_TEST_AMQP_URL is unreachable: {error!r}')
-    return url
 
 
 @pytest.fixture

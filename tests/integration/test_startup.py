@@ -12,8 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start(database_url: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def start(database_url: str, tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     env = os.environ | {'CRM_DATABASE_URL': database_url, 'CRM_VAR_DIR': str(tmp_path), 'CRM_PORT': '1'}
+    env |= extra
     env.pop('PYTEST_CURRENT_TEST', None)
     return subprocess.run(
         [sys.executable, 'app.py'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
@@ -31,3 +32,10 @@ def test_unusable_database_gives_one_clear_line(tmp_path: Path, url: str) -> Non
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith('CRM_DATABASE_URL=')
     assert 'Traceback' not in result.stderr
+
+
+def test_unreachable_broker_gives_one_clear_line(tmp_path: Path, database_url: str) -> None:
+    result = start(database_url, tmp_path, CRM_AMQP_URL='amqp://guest:secret@127.0.0.1:1/')
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith('CRM_AMQP_URL=amqp://guest:***@127.0.0.1:1/') and 'secret' not in line

@@ -1,0 +1,866 @@
+"""Screen-pop latency in real browser tabs and consumer throughput; part of `make bench`.
+
+PostgreSQL + RabbitMQ when CRM_BENCH_DATABASE_URL and CRM_BENCH_AMQP_URL are set, otherwise a SQLite
+file under var/bench/ and the in-process bus, with events POSTed to /api/v1/events. The bench database
+is wiped, migrated and seeded on every run; the app runs as a subprocess on a free loopback port and
+`--tabs` operators are logged in, each in its own browser context of one headless Chromium.
+
+1. Pop latency: `--calls` incoming calls, one at a time, round-robin over the tabs' extensions, each
+   for a different borrower with a phone of their own. A MutationObserver in each tab stamps the moment
+   the borrower's full name reaches the DOM (epoch ms); latency = that stamp - the wall clock taken
+   just before basic_publish (or the HTTP POST).
+2. Throughput: `--burst` incoming calls to extensions without open tabs, published as fast as possible
+   from a few threads (no confirms), until `SELECT count(*) FROM calls` shows them all committed.
+
+Logs go to stderr; stdout gets exactly one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import logging
+import os
+import platform
+import random
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import httpx
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # `python bench/screen_pop.py` puts bench/, not the project, on the path
+
+from crm.db.engine import make_engine, make_sessions  # noqa: E402
+from crm.db.migrate import upgrade  # noqa: E402
+from crm.db.models import AuditEntry, Borrower, BorrowerPhone, Call, InboundEvent, User  # noqa: E402
+from crm.domain import Role  # noqa: E402
+from crm.services.passwords import hash_password  # noqa: E402
+
+log = logging.getLogger('bench.screen_pop')
+
+BENCH_DIR = ROOT / 'var' / 'bench'
+SQLITE_PATH = BENCH_DIR / 'screen_pop.sqlite3'
+APP_VAR_DIR = BENCH_DIR / 'screen_pop_app'
+CHROMIUM = '/usr/bin/chromium'
+CHROMIUM_ARGS = [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--no-first-run',
+    '--disable-quic',
+]
+EVENTS_EXCHANGE = 'crm.events'
+EVENTS_QUEUE = 'crm.events.crm'
+INCOMING = 'telephony.call.incoming'
+PASSWORD = 'operator'
+FIRST_EXTENSION = 2001
+BURST_EXTENSIONS = ('101', '102', '103', '104', '105')  # demo operators: nobody has a tab open
+TARGETS = {'pop_p99_ms': 50, 'events_per_s': 1000}
+SEED = 20261126
+
+# Installed in every tab once it shows its list. The observer looks only at what was added or changed,
+# stamps the first appearance of window.__expect.name and wakes a waiter from __waitSeen, if any.
+OBSERVER_JS = """
+() => {
+  window.__seen = {};
+  window.__expect = null;
+  const waiters = {};
+  const stamp = (id, t) => {
+    window.__seen[id] = t;
+    const wake = waiters[id];
+    if (wake) { delete waiters[id]; wake(t); }
+  };
+  new MutationObserver((records) => {
+    const expect = window.__expect;
+    if (!expect || expect.call_id in window.__seen) return;
+    const t = performance.timeOrigin + performance.now();
+    for (const record of records) {
+      if (record.type === 'characterData') {
+        if ((record.target.data || '').includes(expect.name)) return stamp(expect.call_id, t);
+        continue;
+      }
+      for (const node of record.addedNodes) {
+        if ((node.textContent || '').includes(expect.name)) return stamp(expect.call_id, t);
+      }
+    }
+  }).observe(document.body, {childList: true, subtree: true, characterData: true});
+  window.__waitSeen = (id, ms) => new Promise((resolve) => {
+    if (id in window.__seen) return resolve(window.__seen[id]);
+    const timer = setTimeout(() => { delete waiters[id]; resolve(null); }, ms);
+    waiters[id] = (t) => { clearTimeout(timer); resolve(t); };
+  });
+  return true;
+}
+"""
+EXPECT_JS = """
+([name, callId]) => {
+  window.__expect = {name: name, call_id: callId};
+  return performance.timeOrigin + performance.now();
+}
+"""
+
+
+# --- settings -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Backend:
+    database_url: str
+    amqp_url: str | None  # None: in-process bus, events over HTTP
+
+    @property
+    def name(self) -> str:
+        return 'postgresql+rabbitmq' if self.amqp_url else 'sqlite+inprocess'
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--tabs', type=int, default=100, help='operator tabs open in Chromium')
+    parser.add_argument('--calls', type=int, default=200, help='timed screen pops, one at a time')
+    parser.add_argument('--burst', type=int, default=5000, help='incoming calls for the throughput run')
+    parser.add_argument('--borrowers', type=int, default=2000, help='demo borrowers seeded')
+    parser.add_argument('--login-concurrency', type=int, default=6, help='logins run at the same time')
+    parser.add_argument('--publishers', type=int, default=4, help='publisher threads in the burst')
+    parser.add_argument('--timeout', type=float, default=5.0, help='seconds to wait for one pop')
+    parser.add_argument('--witnesses', type=int, default=3, help='other tabs watched for a stray pop')
+    parser.add_argument(
+        '--vhost',
+        default='crm_bench',
+        help="RabbitMQ vhost made with rabbitmqctl for the run ('' keeps the URL's own vhost)",
+    )
+    args = parser.parse_args(argv)
+    if args.tabs < 1 or args.calls < 1 or args.burst < 0:
+        parser.error('--tabs and --calls must be positive, --burst not negative')
+    return args
+
+
+def choose_backend() -> Backend:
+    database_url = os.environ.get('CRM_BENCH_DATABASE_URL') or ''
+    amqp_url = os.environ.get('CRM_BENCH_AMQP_URL') or ''
+    if database_url and amqp_url:
+        if make_url(database_url).get_backend_name() != 'postgresql':
+            raise SystemExit('CRM_BENCH_DATABASE_URL must be a postgresql+psycopg:// URL')
+        return Backend(database_url, amqp_url)
+    if database_url or amqp_url:
+        log.warning('both CRM_BENCH_DATABASE_URL and CRM_BENCH_AMQP_URL are needed; using SQLite')
+    return Backend(f'sqlite:///{SQLITE_PATH}', None)
+
+
+# --- the database -------------------------------------------------------------------------------
+
+
+def reset_database(backend: Backend) -> None:
+    """Drop everything of the last run: the public schema on PostgreSQL, the file on SQLite."""
+    if backend.amqp_url is None:
+        SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in ('', '-wal', '-shm', '-journal'):
+            Path(f'{SQLITE_PATH}{suffix}').unlink(missing_ok=True)
+        return
+    _create_database_if_missing(backend.database_url)
+    engine = make_engine(backend.database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text('DROP SCHEMA IF EXISTS public CASCADE'))
+            connection.execute(text('CREATE SCHEMA public'))
+    finally:
+        engine.dispose()
+
+
+def _create_database_if_missing(url: str) -> None:
+    parsed = make_url(url)
+    admin = make_engine(parsed.set(database='postgres').render_as_string(hide_password=False))
+    try:
+        with admin.connect().execution_options(isolation_level='AUTOCOMMIT') as connection:
+            exists = connection.scalar(
+                text('SELECT 1 FROM pg_database WHERE datname = :name'), {'name': parsed.database}
+            )
+            if not exists:
+                log.info('creating database %s', parsed.database)
+                connection.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+    finally:
+        admin.dispose()
+
+
+@dataclass(frozen=True)
+class Target:
+    borrower_id: int
+    name: str
+    phone: str
+
+
+@dataclass
+class Fixture:
+    extensions: list[str]
+    logins: list[str]
+    targets: list[Target]  # a phone held by exactly one borrower, a full name nobody else has
+    phones: list[str]  # every borrower phone, for the burst
+
+
+def prepare_database(backend: Backend, borrowers: int, tabs: int) -> Fixture:
+    """Wipe, migrate, seed the demo data and `tabs` bench operators; pick the borrowers to ring with."""
+    from crm.db.demo import seed_demo  # Faker and the generator: only when the bench runs
+
+    started = time.perf_counter()
+    reset_database(backend)
+    upgrade(backend.database_url)
+    engine = make_engine(backend.database_url)
+    sessions = make_sessions(engine)
+    try:
+        seed_demo(sessions, borrowers=borrowers, seed=SEED)
+        password_hash = hash_password(PASSWORD)
+        extensions = [str(FIRST_EXTENSION + i) for i in range(tabs)]
+        logins = [f'bench{extension}' for extension in extensions]
+        with sessions.begin() as session:
+            session.add_all(
+                User(
+                    login=login,
+                    email=None,
+                    full_name=f'Оператор стенда {extension}',
+                    password_hash=password_hash,
+                    role=Role.OPERATOR.value,
+                    active=True,
+                    extension=extension,
+                    failed_logins=0,
+                )
+                for login, extension in zip(logins, extensions, strict=True)
+            )
+        with sessions() as session:
+            rows = session.execute(
+                select(Borrower.id, Borrower.last_name, Borrower.first_name, Borrower.middle_name)
+            ).all()
+            phones = session.execute(select(BorrowerPhone.borrower_id, BorrowerPhone.phone)).all()
+    finally:
+        engine.dispose()
+    names = {
+        row.id: ' '.join(p for p in (row.last_name, row.first_name, row.middle_name) if p) for row in rows
+    }
+    name_count: dict[str, int] = {}
+    for name in names.values():
+        name_count[name] = name_count.get(name, 0) + 1
+    holders: dict[str, set[int]] = {}
+    for borrower_id, phone in phones:
+        holders.setdefault(phone, set()).add(borrower_id)
+    targets: list[Target] = []
+    taken: set[int] = set()
+    for phone, ids in sorted(holders.items()):
+        if len(ids) != 1:
+            continue
+        (borrower_id,) = ids
+        if borrower_id in taken or name_count[names[borrower_id]] != 1:
+            continue
+        taken.add(borrower_id)
+        targets.append(Target(borrower_id, names[borrower_id], phone))
+    random.Random(SEED).shuffle(targets)
+    log.info(
+        'database ready in %.1f s: %d borrowers, %d bench operators, %d borrowers to ring with',
+        time.perf_counter() - started,
+        len(names),
+        tabs,
+        len(targets),
+    )
+    return Fixture(extensions, logins, targets, sorted(holders))
+
+
+# --- RabbitMQ -----------------------------------------------------------------------------------
+
+
+def with_vhost(url: str, vhost: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path='/' + quote(vhost, safe='')))
+
+
+def prepare_vhost(url: str, vhost: str) -> str:
+    """A vhost of the bench's own (so no other app consumes its events), else the URL's, purged."""
+    if vhost:
+        rabbitmqctl = shutil.which('rabbitmqctl')
+        commands = (['add_vhost', vhost], ['set_permissions', '-p', vhost, 'guest', '.*', '.*', '.*'])
+        try:
+            if rabbitmqctl is None:
+                raise FileNotFoundError('rabbitmqctl not found')
+            for command in commands:
+                result = subprocess.run(
+                    [rabbitmqctl, *command], capture_output=True, text=True, timeout=60, check=False
+                )
+                if result.returncode != 0 and 'already_exists' not in result.stderr + result.stdout:
+                    raise RuntimeError(f'rabbitmqctl {command[0]}: {result.stderr.strip() or result.stdout}')
+            url = with_vhost(url, vhost)
+            log.info('RabbitMQ vhost %s', vhost)
+        except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+            log.warning('no vhost of its own (%s): using the URL as given', error)
+    purge_events_queue(url)
+    return url
+
+
+def purge_events_queue(url: str) -> None:
+    import pika
+    from pika.exceptions import ChannelClosedByBroker
+
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        try:
+            purged = channel.queue_purge(EVENTS_QUEUE).method.message_count
+            if purged:
+                log.info('purged %d old messages from %s', purged, EVENTS_QUEUE)
+        except ChannelClosedByBroker:  # the queue does not exist yet: the app declares it
+            pass
+    finally:
+        connection.close()
+
+
+def queue_consumers(url: str) -> int:
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        return connection.channel().queue_declare(EVENTS_QUEUE, passive=True).method.consumer_count
+    finally:
+        connection.close()
+
+
+# --- the app ------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class App:
+    process: subprocess.Popen[bytes]
+    url: str
+    token: str
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def start_app(backend: Backend, amqp_url: str | None) -> App:
+    shutil.rmtree(APP_VAR_DIR, ignore_errors=True)
+    APP_VAR_DIR.mkdir(parents=True)
+    port = free_port()
+    token = secrets.token_urlsafe(24)
+    env = dict(os.environ)
+    for name in [n for n in env if n.startswith('CRM_')] + ['PYTEST_CURRENT_TEST']:
+        env.pop(name, None)  # NiceGUI runs in test mode under pytest
+    env |= {
+        'CRM_DATABASE_URL': backend.database_url,
+        'CRM_PORT': str(port),
+        'CRM_HOST': '127.0.0.1',
+        'CRM_DEMO': '0',
+        'CRM_PBX_SIMULATOR': '0',
+        'CRM_SECRET': secrets.token_urlsafe(32),
+        'CRM_VAR_DIR': str(APP_VAR_DIR),
+        'CRM_API_TOKEN': token,
+    }
+    if amqp_url:
+        env['CRM_AMQP_URL'] = amqp_url
+    log_path = APP_VAR_DIR / 'app.log'
+    with log_path.open('wb') as output:
+        process = subprocess.Popen(
+            [sys.executable, 'app.py'], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+    app = App(process, f'http://127.0.0.1:{port}', token, log_path)
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f'the app exited:\n{log_path.read_text()[-3000:]}')
+        try:
+            if httpx.get(app.url + '/login', timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            app.stop()
+            raise RuntimeError('the app did not answer /login within 60 s')
+        time.sleep(0.2)
+    log.info('app up at %s (log %s)', app.url, log_path)
+    return app
+
+
+# --- publishing ---------------------------------------------------------------------------------
+
+
+def incoming(call_id: str, phone: str, extension: str) -> dict[str, str]:
+    return {'call_id': call_id, 'from': phone, 'to_extension': extension, 'at': datetime.now(UTC).isoformat()}
+
+
+class Publisher:
+    """One event at a time, the way the PBX would: persistent and confirmed, or a POST to the API."""
+
+    def __init__(self, amqp_url: str | None, app: App) -> None:
+        self._amqp_url = amqp_url
+        self._app = app
+        self._connection: Any = None
+        self._channel: Any = None
+        self._http: httpx.Client | None = None
+        if amqp_url:
+            import pika
+
+            self._pika = pika
+            self._connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+            self._channel = self._connection.channel()
+            self._channel.confirm_delivery()
+            self._properties = pika.BasicProperties(
+                content_type='application/json', delivery_mode=pika.DeliveryMode.Persistent
+            )
+        else:
+            self._http = httpx.Client(
+                base_url=app.url, headers={'Authorization': f'Bearer {app.token}'}, timeout=30
+            )
+
+    def publish(self, body: dict[str, str]) -> float:
+        """Send one incoming call; returns the epoch ms taken immediately before sending it."""
+        payload = json.dumps(body).encode()
+        if self._channel is not None:
+            started = time.time() * 1000
+            self._channel.basic_publish(EVENTS_EXCHANGE, INCOMING, payload, self._properties)
+            return started
+        assert self._http is not None
+        started = time.time() * 1000
+        response = self._http.post(
+            '/api/v1/events', content=payload, headers={'Content-Type': 'application/json'}
+        )
+        if response.status_code != 202:
+            raise RuntimeError(f'POST /api/v1/events: {response.status_code} {response.text[:300]}')
+        return started
+
+    def wrap(self, body: dict[str, str]) -> dict[str, str]:
+        return body if self._channel is not None else {'type': INCOMING, **body}
+
+    def close(self) -> None:
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()
+        if self._http is not None:
+            self._http.close()
+
+
+# --- browser tabs -------------------------------------------------------------------------------
+
+
+@dataclass
+class Tab:
+    login: str
+    extension: str
+    page: Any
+    context: Any
+
+
+async def open_tabs(browser: Any, app: App, fixture: Fixture, concurrency: int) -> list[Tab]:
+    """Log every bench operator in, in a context of their own, a few at a time."""
+    gate = asyncio.Semaphore(concurrency)
+    done = itertools.count(1)
+
+    async def one(login: str, extension: str) -> Tab:
+        async with gate:
+            context = await browser.new_context(viewport={'width': 1440, 'height': 900}, locale='ru-RU')
+            page = await context.new_page()
+            for attempt in range(3):
+                try:
+                    await page.goto(app.url + '/login', wait_until='domcontentloaded')
+                    await page.get_by_label('Логин/Email').fill(login)
+                    await page.get_by_label('Пароль').fill(PASSWORD)
+                    await page.get_by_role('button', name='Войти').click()
+                    await page.get_by_text('Мои заёмщики').first.wait_for(timeout=60_000)
+                    await page.wait_for_function('() => window.did_handshake === true', timeout=60_000)
+                    break
+                except Exception as error:
+                    if attempt == 2:
+                        raise
+                    log.warning('login of %s failed (%s); again', login, str(error).splitlines()[0])
+            await page.evaluate(OBSERVER_JS)
+            count = next(done)
+            if count % 10 == 0 or count == len(fixture.logins):
+                log.info('%d/%d tabs logged in', count, len(fixture.logins))
+            return Tab(login, extension, page, context)
+
+    return list(
+        await asyncio.gather(
+            *(one(lg, ext) for lg, ext in zip(fixture.logins, fixture.extensions, strict=True))
+        )
+    )
+
+
+# --- the timed pops -----------------------------------------------------------------------------
+
+
+@dataclass
+class PopRecord:
+    call_id: str
+    tab: int
+    target: Target
+    published_ms: float
+    seen_ms: float | None
+    first_in_tab: bool
+
+
+@dataclass
+class PopRun:
+    records: list[PopRecord] = field(default_factory=list)
+    clock_offsets_ms: list[float] = field(default_factory=list)
+    stray: list[str] = field(default_factory=list)
+
+
+async def run_pops(
+    tabs: list[Tab], publisher: Publisher, fixture: Fixture, args: argparse.Namespace
+) -> PopRun:
+    """One call at a time: arm the target tab (and a few witnesses), publish, wait for the stamp."""
+    if len(fixture.targets) < args.calls:
+        raise RuntimeError(f'only {len(fixture.targets)} borrowers have a phone of their own')
+    rng = random.Random(SEED)
+    run = PopRun()
+    popped: set[int] = set()
+    watched: dict[str, list[int]] = {}
+    for number in range(args.calls):
+        index = number % len(tabs)
+        tab, target = tabs[index], fixture.targets[number]
+        call_id = f'bench-pop-{uuid.uuid4()}'
+        others = [i for i in range(len(tabs)) if i != index]
+        witnesses = rng.sample(others, min(args.witnesses, len(others)))
+        watched[call_id] = witnesses
+        for witness in witnesses:
+            await tabs[witness].page.evaluate(EXPECT_JS, [target.name, call_id])
+        before = time.time() * 1000
+        page_now = await tab.page.evaluate(EXPECT_JS, [target.name, call_id])
+        after = time.time() * 1000
+        run.clock_offsets_ms.append(page_now - (before + after) / 2)
+        body = publisher.wrap(incoming(call_id, target.phone, tab.extension))
+        published = publisher.publish(body)
+        seen = await tab.page.evaluate(
+            '([id, ms]) => window.__waitSeen(id, ms)', [call_id, args.timeout * 1000]
+        )
+        run.records.append(PopRecord(call_id, index, target, published, seen, index not in popped))
+        popped.add(index)
+        if seen is None:
+            log.warning('call %s to %s: no pop within %.1f s', call_id, tab.extension, args.timeout)
+        if (number + 1) % 25 == 0:
+            done = [r.seen_ms - r.published_ms for r in run.records if r.seen_ms is not None]
+            log.info(
+                '%d/%d pops, median so far %.1f ms',
+                number + 1,
+                args.calls,
+                statistics.median(done) if done else float('nan'),
+            )
+    await asyncio.sleep(0.5)  # a stray pop may come a little after the right one
+    owner = {r.call_id: r.tab for r in run.records}
+    for index, tab in enumerate(tabs):
+        seen = await tab.page.evaluate('() => Object.keys(window.__seen)')
+        run.stray += [call_id for call_id in seen if owner.get(call_id, index) != index]
+    if run.stray:
+        log.error('%d pops showed up in a tab of another extension', len(run.stray))
+    log.info('%d witness checks, %d stray pops', sum(map(len, watched.values())), len(run.stray))
+    return run
+
+
+def stages(engine: Engine, records: list[PopRecord]) -> dict[str, dict[str, float]]:
+    """Where the time goes, from the app's own timestamps (same machine clock): the event applied
+    (inbound_events.received_at) and the card read for the tab (audit card.view)."""
+    by_call = {r.call_id: r for r in records if r.seen_ms is not None}
+    with engine.connect() as connection:
+        applied = dict(
+            connection.execute(
+                select(InboundEvent.call_id, InboundEvent.received_at).where(
+                    InboundEvent.call_id.in_(list(by_call))
+                )
+            ).all()
+        )
+        viewed: dict[int, datetime] = {}
+        borrowers = [r.target.borrower_id for r in by_call.values()]
+        for borrower_id, at in connection.execute(
+            select(AuditEntry.borrower_id, func.min(AuditEntry.at))
+            .where(AuditEntry.action == 'card.view', AuditEntry.borrower_id.in_(borrowers))
+            .group_by(AuditEntry.borrower_id)
+        ).all():
+            viewed[borrower_id] = at
+    parts: dict[str, list[float]] = {
+        'publish_to_applied': [],
+        'applied_to_card_read': [],
+        'card_read_to_dom': [],
+    }
+    for call_id, record in by_call.items():
+        if call_id not in applied or record.target.borrower_id not in viewed:
+            continue
+        applied_ms = to_ms(applied[call_id])
+        viewed_ms = to_ms(viewed[record.target.borrower_id])
+        assert record.seen_ms is not None
+        parts['publish_to_applied'].append(applied_ms - record.published_ms)
+        parts['applied_to_card_read'].append(viewed_ms - applied_ms)
+        parts['card_read_to_dom'].append(record.seen_ms - viewed_ms)
+    return {name: summary(values, ('p50', 'p99', 'mean')) for name, values in parts.items() if values}
+
+
+def to_ms(moment: datetime) -> float:
+    """Epoch milliseconds of a database timestamp (naive ones are UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp() * 1000
+
+
+# --- throughput ---------------------------------------------------------------------------------
+
+
+@dataclass
+class BurstResult:
+    events: int
+    events_per_s: float
+    publish_per_s: float
+    seconds: float
+    committed: int
+
+
+def count_calls(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return connection.scalar(select(func.count()).select_from(Call)) or 0
+
+
+def run_burst(
+    engine: Engine, amqp_url: str | None, app: App, fixture: Fixture, args: argparse.Namespace
+) -> BurstResult:
+    """Publish --burst incoming calls from a few threads at once, then wait for every commit."""
+    total = args.burst
+    base = count_calls(engine)
+    rng = random.Random(SEED + 1)
+    bodies = [
+        incoming(f'bench-burst-{uuid.uuid4()}', rng.choice(fixture.phones), BURST_EXTENSIONS[i % 5])
+        for i in range(total)
+    ]
+    threads = max(1, args.publishers)
+    slices = [bodies[i::threads] for i in range(threads)]
+    finished: list[float] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(threads + 1)
+
+    def rabbit(chunk: list[dict[str, str]]) -> None:
+        import pika
+
+        assert amqp_url is not None
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        channel = connection.channel()  # no confirms: the consumer is measured, not the publisher
+        properties = pika.BasicProperties(
+            content_type='application/json', delivery_mode=pika.DeliveryMode.Persistent
+        )
+        payloads = [json.dumps(body).encode() for body in chunk]
+        barrier.wait()
+        for payload in payloads:
+            channel.basic_publish(EVENTS_EXCHANGE, INCOMING, payload, properties)
+        channel.close()  # close-ok comes after the broker took every publish before it
+        finished.append(time.time())
+        connection.close()
+
+    def http(chunk: list[dict[str, str]]) -> None:
+        with httpx.Client(
+            base_url=app.url, headers={'Authorization': f'Bearer {app.token}'}, timeout=60
+        ) as client:
+            payloads = [json.dumps({'type': INCOMING, **body}).encode() for body in chunk]
+            headers = {'Content-Type': 'application/json'}
+            barrier.wait()
+            for payload in payloads:
+                response = client.post('/api/v1/events', content=payload, headers=headers)
+                if response.status_code != 202:
+                    raise RuntimeError(f'POST /api/v1/events: {response.status_code} {response.text[:300]}')
+        finished.append(time.time())
+
+    def guarded(chunk: list[dict[str, str]]) -> None:
+        try:
+            (rabbit if amqp_url else http)(chunk)
+        except BaseException as error:
+            errors.append(error)
+            barrier.abort()
+
+    workers = [threading.Thread(target=guarded, args=(chunk,), daemon=True) for chunk in slices]
+    for worker in workers:
+        worker.start()
+    barrier.wait()
+    started = time.time()
+    log.info('burst: %d incoming calls from %d publishers', total, threads)
+    committed, last_change, last_count = base, time.monotonic(), base
+    while committed < base + total:
+        if errors:
+            raise RuntimeError(f'a publisher failed: {errors[0]!r}') from errors[0]
+        time.sleep(0.01)
+        committed = count_calls(engine)
+        if committed != last_count:
+            last_change, last_count = time.monotonic(), committed
+        elif time.monotonic() - last_change > 30:
+            log.error('burst: no progress for 30 s at %d/%d committed', committed - base, total)
+            break
+    done = time.time()
+    for worker in workers:
+        worker.join(60)
+    if errors:
+        raise RuntimeError(f'a publisher failed: {errors[0]!r}') from errors[0]
+    published_s = max(finished) - started if finished else float('nan')
+    count = committed - base
+    seconds = done - started
+    log.info(
+        'burst: %d committed in %.2f s (%.0f/s); publishing took %.2f s (%.0f/s)',
+        count,
+        seconds,
+        count / seconds,
+        published_s,
+        total / published_s,
+    )
+    return BurstResult(total, count / seconds, total / published_s, seconds, count)
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    rank = max(1, int(-(-share * len(ordered) // 1)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def summary(
+    values: Sequence[float], keys: Sequence[str] = ('p50', 'p95', 'p99', 'max', 'mean')
+) -> dict[str, float]:
+    if not values:
+        return {key: float('nan') for key in keys}
+    every = {
+        'p50': percentile(values, 0.50),
+        'p95': percentile(values, 0.95),
+        'p99': percentile(values, 0.99),
+        'max': max(values),
+        'mean': statistics.fmean(values),
+    }
+    return {key: round(every[key], 2) for key in keys}
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+
+async def measure(
+    args: argparse.Namespace, backend: Backend, amqp_url: str | None, app: App, fixture: Fixture
+) -> dict[str, Any]:
+    from playwright.async_api import async_playwright
+
+    engine = make_engine(backend.database_url)
+    result: dict[str, Any] = {'load_at_start': round(os.getloadavg()[0], 2)}
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            )
+            try:
+                started = time.perf_counter()
+                tabs = await open_tabs(browser, app, fixture, args.login_concurrency)
+                log.info('%d tabs ready in %.1f s', len(tabs), time.perf_counter() - started)
+                if amqp_url:
+                    consumers = queue_consumers(amqp_url)
+                    if consumers != 1:
+                        log.warning('%s has %d consumers: not only this app', EVENTS_QUEUE, consumers)
+                await asyncio.sleep(1.0)  # let the tabs settle after their logins
+                publisher = Publisher(amqp_url, app)
+                try:
+                    pops = await run_pops(tabs, publisher, fixture, args)
+                finally:
+                    publisher.close()
+                result['pops'] = pops
+                result['stages'] = stages(engine, pops.records)
+                result['burst'] = run_burst(engine, amqp_url, app, fixture, args) if args.burst else None
+            finally:
+                await browser.close()
+    finally:
+        engine.dispose()
+    return result
+
+
+def report(args: argparse.Namespace, backend: Backend, measured: dict[str, Any]) -> dict[str, Any]:
+    pops: PopRun = measured['pops']
+    latencies = [r.seen_ms - r.published_ms for r in pops.records if r.seen_ms is not None]
+    first = [r.seen_ms - r.published_ms for r in pops.records if r.seen_ms is not None and r.first_in_tab]
+    again = [r.seen_ms - r.published_ms for r in pops.records if r.seen_ms is not None and not r.first_in_tab]
+    burst: BurstResult | None = measured['burst']
+    timeouts = sum(r.seen_ms is None for r in pops.records)
+    pop_ms = summary(latencies)
+    consumer = {
+        'events': burst.committed if burst else 0,
+        'events_per_s': round(burst.events_per_s, 1) if burst else None,
+        'publish_per_s': round(burst.publish_per_s, 1) if burst else None,
+        'seconds': round(burst.seconds, 3) if burst else None,
+    }
+    offsets = [abs(o) for o in pops.clock_offsets_ms]
+    return {
+        'backend': backend.name,
+        'tabs': args.tabs,
+        'calls': len(pops.records),
+        'timeouts': timeouts,
+        'pop_ms': pop_ms,
+        'consumer': consumer,
+        'targets': TARGETS,
+        'met': {
+            'pop_p99_ms': timeouts == 0 and pop_ms['p99'] <= TARGETS['pop_p99_ms'],
+            'events_per_s': bool(burst)
+            and burst.committed == burst.events
+            and burst.events_per_s >= TARGETS['events_per_s'],
+        },
+        'detail': {
+            'pop_ms_first_in_tab': summary(first),
+            'pop_ms_repeat_in_tab': summary(again),
+            'stages_ms': measured['stages'],
+            'stray_pops': len(pops.stray),
+            'clock_offset_ms': {
+                'median_abs': round(statistics.median(offsets), 3),
+                'max_abs': round(max(offsets), 3),
+            },
+        },
+        'machine': {
+            'cpus': os.cpu_count(),
+            'platform': platform.platform(),
+            'python': platform.python_version(),
+        },
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format='%(asctime)s %(levelname)s %(name)s: %(message)s'
+    )
+    for noisy in ('pika', 'httpx', 'alembic'):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    args = parse_args(argv)
+    backend = choose_backend()
+    log.info('backend %s', backend.name)
+    fixture = prepare_database(backend, args.borrowers, args.tabs)
+    amqp_url = prepare_vhost(backend.amqp_url, args.vhost) if backend.amqp_url else None
+    app = start_app(backend, amqp_url)
+    try:
+        measured = asyncio.run(measure(args, backend, amqp_url, app, fixture))
+    finally:
+        app.stop()
+    print(json.dumps(report(args, backend, measured), ensure_ascii=False))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,57 @@
+"""In a real browser: the card an operator has open is replaced by the caller's card when the phone rings."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import httpx
+import pika
+
+from crm.integrations.bus import EVENTS_EXCHANGE
+from tests.conftest import TEST_API_TOKEN
+from tests.factories import make_borrower, unique, unique_phone
+
+
+def publish_incoming(app_url: str, phone: str, extension: str) -> None:
+    """Over RabbitMQ when the suite has one (the PBX's way), else through the HTTP API."""
+    body = {
+        'call_id': f'e2e-{unique()}',
+        'from': phone,
+        'to_extension': extension,
+        'at': '2026-11-26T10:00:00Z',
+    }
+    amqp_url = os.environ.get('CRM_TEST_AMQP_URL')
+    if amqp_url:
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        connection.channel().basic_publish(
+            EVENTS_EXCHANGE, 'telephony.call.incoming', json.dumps(body).encode()
+        )
+        connection.close()
+        return
+    response = httpx.post(
+        app_url + '/api/v1/events',
+        json={'type': 'telephony.call.incoming', **body},
+        headers={'Authorization': f'Bearer {TEST_API_TOKEN}'},
+    )
+    assert response.status_code == 202, response.text
+
+
+def test_open_card_pops_to_the_caller(app_url, page, sessions, output_dir) -> None:
+    viewed = make_borrower(sessions, last='Открытый', first='Лев', phones=(unique_phone(),))
+    phone = unique_phone()
+    caller = make_borrower(sessions, last='Звонящий', first='Марк', phones=(phone,))
+
+    page.goto(app_url + f'/login?redirect_to=/borrower/{viewed.id}')
+    page.get_by_label('Логин/Email').fill('operator5')
+    page.get_by_label('Пароль').fill('operator')
+    page.get_by_role('button', name='Войти').click()
+    page.get_by_text('Открытый Лев Тестович').first.wait_for()
+
+    publish_incoming(app_url, phone, '105')
+    page.get_by_text('Звонящий Марк Тестович').first.wait_for(timeout=5000)
+    page.get_by_text('Входящий звонок — снимите трубку').wait_for()
+    page.wait_for_url(f'**/borrower/{caller.id}')  # the address follows, so a reload keeps the card
+    assert page.get_by_text('Открытый Лев').count() == 0
+    assert page.evaluate("performance.getEntriesByType('navigation').length") == 1  # no page load: in place
+    page.screenshot(path=str(output_dir / 'screen-pop.png'), full_page=True)
