@@ -839,6 +839,7 @@ def report(args: argparse.Namespace, backend: Backend, measured: dict[str, Any])
             'cpus': os.cpu_count(),
             'platform': platform.platform(),
             'python': platform.python_version(),
+            'loadavg_1m_at_start': measured['load_at_start'],
         },
     }
 

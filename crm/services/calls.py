@@ -598,19 +598,12 @@ def _borrowers_by_phone(session: Session, number: str | None) -> list[Borrower]:
     """Borrowers with this phone: active before archived, the most recent loan first."""
     if not number:
         return []
-    latest_loan = (
-        select(Loan.borrower_id, func.max(Loan.issued_on).label('latest'))
-        .group_by(Loan.borrower_id)
-        .subquery()
-    )
+    latest_loan = select(func.max(Loan.issued_on)).where(Loan.borrower_id == Borrower.id).scalar_subquery()
     return list(
         session.scalars(
             select(Borrower)
-            .join(BorrowerPhone, BorrowerPhone.borrower_id == Borrower.id)
-            .outerjoin(latest_loan, latest_loan.c.borrower_id == Borrower.id)
-            .where(BorrowerPhone.phone == number)
-            .order_by(Borrower.archived, latest_loan.c.latest.desc().nulls_last(), Borrower.id.desc())
-            .distinct()
+            .where(Borrower.id.in_(select(BorrowerPhone.borrower_id).where(BorrowerPhone.phone == number)))
+            .order_by(Borrower.archived, latest_loan.desc().nulls_last(), Borrower.id.desc())
         )
     )
 

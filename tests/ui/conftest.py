@@ -7,6 +7,8 @@ import asyncio
 import pytest
 from nicegui.testing import User
 
+WAIT = 50  # should_see retries 0.1 s apart: pages run services in threads, on PostgreSQL too
+
 
 @pytest.fixture(autouse=True)
 def _app_environment(app_env: str) -> None:
@@ -15,7 +17,7 @@ def _app_environment(app_env: str) -> None:
 
 async def log_in(user: User, login: str, password: str, *, path: str = '/') -> None:
     await user.open(path)
-    await user.should_see('Вход в систему')
+    await user.should_see('Вход в систему', retries=WAIT)
     user.find('Логин/Email').type(login)
     user.find('Пароль').type(password)
     await submit_login(user)

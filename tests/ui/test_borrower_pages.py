@@ -8,7 +8,7 @@ from crm.db.models import AuditEntry, Borrower, BorrowerPhone
 from crm.db.models import User as UserRow
 from crm.db.normalize import format_phone
 from crm.pages import format as fmt
-from tests.ui.conftest import log_in, until
+from tests.ui.conftest import WAIT, log_in, until
 
 
 def own_overdue_borrower(sessions, login: str = 'operator1') -> tuple[Borrower, str]:
@@ -25,7 +25,7 @@ def own_overdue_borrower(sessions, login: str = 'operator1') -> tuple[Borrower, 
 
 async def test_operator_list_shows_own_borrowers_with_debt(user: User, sessions) -> None:
     await log_in(user, 'operator1', 'operator')
-    await user.should_see('Мои заёмщики')
+    await user.should_see('Мои заёмщики', retries=WAIT)
     (table,) = user.find(ui.table).elements
     with sessions() as session:
         own = session.scalar(
@@ -38,12 +38,12 @@ async def test_operator_list_shows_own_borrowers_with_debt(user: User, sessions)
     assert len(table.rows) == 25
     assert table.rows[0]['days_past_due'] >= table.rows[-1]['days_past_due']  # most overdue first
     assert all(row['total_debt'].endswith('₽') for row in table.rows)
-    await user.should_see(f'Всего: {own}')
+    await user.should_see(f'Всего: {own}', retries=WAIT)
 
 
 async def test_list_pages_and_sorts_on_the_server(user: User) -> None:
     await log_in(user, 'operator2', 'operator')
-    await user.should_see('Мои заёмщики')
+    await user.should_see('Мои заёмщики', retries=WAIT)
     (table,) = user.find(ui.table).elements
     first_page = [row['id'] for row in table.rows]
     request = {'page': 2, 'rowsPerPage': 25, 'sortBy': 'days_past_due', 'descending': True}
@@ -59,7 +59,7 @@ async def test_list_pages_and_sorts_on_the_server(user: User) -> None:
 
 async def test_overdue_filter_on_the_list(user: User) -> None:
     await log_in(user, 'operator3', 'operator')
-    await user.should_see('Мои заёмщики')
+    await user.should_see('Мои заёмщики', retries=WAIT)
     (table,) = user.find(ui.table).elements
     total = table.pagination['rowsNumber']
     user.find('Только с просрочкой').click()
@@ -69,8 +69,8 @@ async def test_overdue_filter_on_the_list(user: User) -> None:
 
 async def test_supervisor_sees_everyone_with_an_operator_filter(user: User) -> None:
     await log_in(user, 'supervisor', 'supervisor')
-    await user.should_see('Заёмщики')
-    await user.should_see('Сотрудник')
+    await user.should_see('Заёмщики', retries=WAIT)
+    await user.should_see('Сотрудник', retries=WAIT)
     (table,) = user.find(ui.table).elements
     assert len({row['operator'] for row in table.rows}) > 1
 
@@ -78,37 +78,37 @@ async def test_supervisor_sees_everyone_with_an_operator_filter(user: User) -> N
 async def test_search_by_phone_opens_the_card(user: User, sessions) -> None:
     borrower, phone = own_overdue_borrower(sessions)
     await log_in(user, 'operator1', 'operator')
-    await user.should_see('Мои заёмщики')
+    await user.should_see('Мои заёмщики', retries=WAIT)
     user.find('ФИО, телефон, паспорт, PIN, ИНН, СНИЛС').type(format_phone(phone)).trigger('keydown.enter')
     full_name = f'{borrower.last_name} {borrower.first_name} {borrower.middle_name or ""}'.strip()
-    await user.should_see(full_name)
-    await user.should_see(f'PIN: {borrower.pin}')
+    await user.should_see(full_name, retries=WAIT)
+    await user.should_see(f'PIN: {borrower.pin}', retries=WAIT)
     user.find(full_name).click()
-    await user.should_see('Просроченная задолженность')
-    await user.should_see('История коммуникаций')
+    await user.should_see('Просроченная задолженность', retries=WAIT)
+    await user.should_see('История коммуникаций', retries=WAIT)
 
 
 async def test_too_short_search_gives_a_hint(user: User) -> None:
     await log_in(user, 'operator1', 'operator')
-    await user.should_see('Мои заёмщики')
+    await user.should_see('Мои заёмщики', retries=WAIT)
     user.find('ФИО, телефон, паспорт, PIN, ИНН, СНИЛС').type('я').trigger('keydown.enter')
-    await user.should_see('Введите не менее 2 символов')
+    await user.should_see('Введите не менее 2 символов', retries=WAIT)
 
 
 async def test_nothing_found_says_so(user: User) -> None:
     await log_in(user, 'operator1', 'operator', path='/search?q=' + quote('Ъъъщщщ'))
-    await user.should_see('ничего не найдено')
-    await user.should_see('Искать в архиве')
+    await user.should_see('ничего не найдено', retries=WAIT)
+    await user.should_see('Искать в архиве', retries=WAIT)
 
 
 async def test_card_shows_the_debt_in_russian_format_and_is_audited(user: User, sessions) -> None:
     borrower, _ = own_overdue_borrower(sessions, 'operator4')
     await log_in(user, 'operator4', 'operator', path=f'/borrower/{borrower.id}')
-    await user.should_see(f'PIN: {borrower.pin}')
-    await user.should_see(fmt.day(borrower.birth_date))
-    await user.should_see(fmt.money(borrower.monthly_payment))
-    await user.should_see('Дней просрочки')
-    await user.should_see('Займ №')
+    await user.should_see(f'PIN: {borrower.pin}', retries=WAIT)
+    await user.should_see(fmt.day(borrower.birth_date), retries=WAIT)
+    await user.should_see(fmt.money(borrower.monthly_payment), retries=WAIT)
+    await user.should_see('Дней просрочки', retries=WAIT)
+    await user.should_see('Займ №', retries=WAIT)
     with sessions() as session:
         viewers = session.scalars(
             select(UserRow.login)
@@ -120,4 +120,4 @@ async def test_card_shows_the_debt_in_russian_format_and_is_audited(user: User, 
 
 async def test_unknown_card_says_not_found(user: User) -> None:
     await log_in(user, 'operator1', 'operator', path='/borrower/999999999')
-    await user.should_see('Заёмщик не найден')
+    await user.should_see('Заёмщик не найден', retries=WAIT)

@@ -15,7 +15,7 @@ from crm.db.models import Call, Communication
 from crm.integrations.bus import DEAD_LETTER_QUEUE, EVENTS_EXCHANGE
 from tests.factories import make_borrower, unique, unique_phone
 from tests.tcp_proxy import TcpProxy
-from tests.ui.conftest import log_in, until
+from tests.ui.conftest import WAIT, log_in, until
 from tests.ui.test_screen_pop import sees
 
 
@@ -89,9 +89,9 @@ async def test_published_call_pops_in_the_operators_tab_only(
     make_borrower(sessions, last='Кроликов', first='Эмиль', phones=(phone,))
     other = create_user()
     await log_in(user, 'operator1', 'operator')
-    await user.should_see('Мои заёмщики')
+    await user.should_see('Мои заёмщики', retries=WAIT)
     await log_in(other, 'operator2', 'operator')
-    await other.should_see('Мои заёмщики')
+    await other.should_see('Мои заёмщики', retries=WAIT)
     call_id = publisher.incoming(phone, '101')
     await until(lambda: sees(user, 'Кроликов Эмиль'), timeout=10)
     assert not sees(other, 'Кроликов')
@@ -103,7 +103,7 @@ async def test_the_same_event_twice_has_one_effect(
     amqp_env, user: User, publisher: Publisher, sessions
 ) -> None:
     await log_in(user, 'operator2', 'operator')
-    await user.should_see('Мои заёмщики')
+    await user.should_see('Мои заёмщики', retries=WAIT)
     phone = unique_phone()
     make_borrower(sessions, last='Дублёв', phones=(phone,))
     call_id = publisher.incoming(phone, '102')
@@ -118,7 +118,7 @@ async def test_malformed_body_is_dead_lettered_and_consuming_goes_on(
     amqp_env, user: User, publisher: Publisher, sessions
 ) -> None:
     await log_in(user, 'operator3', 'operator')
-    await user.should_see('Мои заёмщики')
+    await user.should_see('Мои заёмщики', retries=WAIT)
     publisher.raw('telephony.call.incoming', b'{"call_id": "half')
     publisher.raw('telephony.call.ended', json.dumps({'call_id': 'x'}).encode())
     phone = unique_phone()
@@ -135,7 +135,7 @@ async def test_broker_connection_dropped_and_back_nothing_lost(
     proxy_env: TcpProxy, user: User, publisher: Publisher, sessions
 ) -> None:
     await log_in(user, 'operator4', 'operator')
-    await user.should_see('Мои заёмщики')
+    await user.should_see('Мои заёмщики', retries=WAIT)
     proxy_env.cut(refuse=True)  # the app loses the broker
     call_ids = [publisher.incoming(unique_phone(), '104') for _ in range(20)]  # the PBX goes on publishing
     proxy_env.resume()

@@ -10,7 +10,7 @@ from nicegui.testing import User
 
 from tests.conftest import TEST_API_TOKEN
 from tests.factories import make_borrower, unique, unique_phone
-from tests.ui.conftest import log_in, until
+from tests.ui.conftest import WAIT, log_in, until
 
 AUTH = {'Authorization': f'Bearer {TEST_API_TOKEN}'}
 
@@ -45,20 +45,20 @@ async def test_ring_pops_the_card_in_the_operators_tab_and_nowhere_else(
     borrower = make_borrower(sessions, last='Всплывающий', first='Пётр', phones=(phone,))
     other = create_user()
     await log_in(user, 'operator1', 'operator')
-    await user.should_see('Мои заёмщики')
+    await user.should_see('Мои заёмщики', retries=WAIT)
     await log_in(other, 'operator2', 'operator')
-    await other.should_see('Мои заёмщики')
+    await other.should_see('Мои заёмщики', retries=WAIT)
     await ring(user, '8' + phone[1:], '101')
     await until(lambda: sees(user, 'Всплывающий Пётр Тестович'))
-    await user.should_see('Входящий звонок — снимите трубку')
-    await user.should_see(f'PIN: {borrower.pin}')
+    await user.should_see('Входящий звонок — снимите трубку', retries=WAIT)
+    await user.should_see(f'PIN: {borrower.pin}', retries=WAIT)
     assert not sees(other, 'Всплывающий')
     assert sees(other, 'Мои заёмщики')
 
 
 async def test_unknown_number_shows_the_unknown_caller_panel_with_search(user: User) -> None:
     await log_in(user, 'operator3', 'operator')
-    await user.should_see('Мои заёмщики')
+    await user.should_see('Мои заёмщики', retries=WAIT)
     await ring(user, '+7 (800) 555-00-01', '103')  # no borrower has an 8-800 number
     await until(lambda: sees(user, 'Неизвестный номер'))
     (box,) = user.find('Поиск заёмщика').elements
@@ -72,9 +72,9 @@ async def test_whole_call_from_answer_to_the_promise_in_history(
     borrower = make_borrower(sessions, last='Обещающий', phones=(phone,))
     watcher = create_user()  # a second tab on the same card sees the result land
     await log_in(user, 'operator4', 'operator')
-    await user.should_see('Мои заёмщики')
+    await user.should_see('Мои заёмщики', retries=WAIT)
     await log_in(watcher, 'supervisor', 'supervisor', path=f'/borrower/{borrower.id}')
-    await watcher.should_see('История коммуникаций')
+    await watcher.should_see('История коммуникаций', retries=WAIT)
     call_id = await ring(user, phone, '104')
     await until(lambda: sees(user, 'Обещающий'))
     await post_event(user, type='telephony.call.answered', call_id=call_id, at='2026-11-26T10:00:03+03:00')
@@ -111,7 +111,7 @@ async def test_new_call_is_refused_on_a_card_with_a_legal_status(user: User, ses
     with sessions.begin() as session:
         session.get(Borrower, borrower.id).bankrupt = True
     await log_in(user, 'operator5', 'operator', path=f'/borrower/{borrower.id}')
-    await user.should_see('Правовой статус: Банкротство')
-    await user.should_see('Звонки запрещены')
+    await user.should_see('Правовой статус: Банкротство', retries=WAIT)
+    await user.should_see('Звонки запрещены', retries=WAIT)
     (button,) = [b for b in user.find('Новый звонок').elements if isinstance(b, ui.button)]
     assert not button.enabled
