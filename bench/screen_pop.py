@@ -148,6 +148,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default='crm_bench',
         help="RabbitMQ vhost made with rabbitmqctl for the run ('' keeps the URL's own vhost)",
     )
+    parser.add_argument(
+        '--app-dir',
+        type=Path,
+        default=ROOT,
+        help='run app.py from here (a patched copy, to find where time goes)',
+    )
+    parser.add_argument('--records', type=Path, help='write every timed pop here, one JSON object a line')
     args = parser.parse_args(argv)
     if args.tabs < 1 or args.calls < 1 or args.burst < 0:
         parser.error('--tabs and --calls must be positive, --burst not negative')
@@ -364,7 +371,7 @@ class App:
                 self.process.wait(5)
 
 
-def start_app(backend: Backend, amqp_url: str | None) -> App:
+def start_app(backend: Backend, amqp_url: str | None, app_dir: Path = ROOT) -> App:
     shutil.rmtree(APP_VAR_DIR, ignore_errors=True)
     APP_VAR_DIR.mkdir(parents=True)
     port = free_port()
@@ -387,7 +394,7 @@ def start_app(backend: Backend, amqp_url: str | None) -> App:
     log_path = APP_VAR_DIR / 'app.log'
     with log_path.open('wb') as output:
         process = subprocess.Popen(
-            [sys.executable, 'app.py'], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+            [sys.executable, 'app.py'], cwd=app_dir, env=env, stdout=output, stderr=subprocess.STDOUT
         )
     app = App(process, f'http://127.0.0.1:{port}', token, log_path)
     deadline = time.monotonic() + 60
@@ -579,6 +586,20 @@ async def run_pops(
         log.error('%d pops showed up in a tab of another extension', len(run.stray))
     log.info('%d witness checks, %d stray pops', sum(map(len, watched.values())), len(run.stray))
     return run
+
+
+def write_records(path: Path, records: list[PopRecord], tabs: list[Tab]) -> None:
+    with path.open('w') as output:
+        for r in records:
+            row = {
+                'call_id': r.call_id,
+                'extension': tabs[r.tab].extension,
+                'borrower_id': r.target.borrower_id,
+                'published_ms': r.published_ms,
+                'seen_ms': r.seen_ms,
+                'first_in_tab': r.first_in_tab,
+            }
+            output.write(json.dumps(row) + '\n')
 
 
 def stages(engine: Engine, records: list[PopRecord]) -> dict[str, dict[str, float]]:
@@ -787,6 +808,8 @@ async def measure(
                 finally:
                     publisher.close()
                 result['pops'] = pops
+                if args.records:
+                    write_records(args.records, pops.records, tabs)
                 result['stages'] = stages(engine, pops.records)
                 result['burst'] = run_burst(engine, amqp_url, app, fixture, args) if args.burst else None
             finally:
@@ -855,7 +878,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     log.info('backend %s', backend.name)
     fixture = prepare_database(backend, args.borrowers, args.tabs)
     amqp_url = prepare_vhost(backend.amqp_url, args.vhost) if backend.amqp_url else None
-    app = start_app(backend, amqp_url)
+    app = start_app(backend, amqp_url, args.app_dir)
     try:
         measured = asyncio.run(measure(args, backend, amqp_url, app, fixture))
     finally:

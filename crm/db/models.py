@@ -94,6 +94,10 @@ class Borrower(Base):
     )
     loans: Mapped[list[Loan]] = relationship(back_populates='borrower', cascade='all, delete-orphan')
 
+    @property
+    def full_name(self) -> str:
+        return ' '.join(p for p in (self.last_name, self.first_name, self.middle_name) if p)
+
     __table_args__ = (
         Index('ix_borrowers_operator_days_past_due', 'assigned_operator_id', 'days_past_due'),
         Index('ix_borrowers_operator_last_name', 'assigned_operator_id', 'last_name'),

@@ -154,7 +154,7 @@ class BorrowerService:
             v.BorrowerRow(
                 id=b.id,
                 pin=b.pin,
-                full_name=_full_name(b),
+                full_name=b.full_name,
                 birth_date=b.birth_date,
                 city=b.city,
                 phones=tuple(p.phone for p in b.phones),
@@ -195,10 +195,6 @@ def _name_condition(parts: search_query.NameParts) -> ColumnElement[bool]:
         for i in parts.initials
     ]
     return and_(*conditions)
-
-
-def _full_name(b: Borrower) -> str:
-    return ' '.join(p for p in (b.last_name, b.first_name, b.middle_name) if p)
 
 
 def _loans_of(session: Session, borrower_ids: Iterable[int]) -> dict[int, list[v.LoanBrief]]:

@@ -373,7 +373,7 @@ class CallService:
         self._bus.publish_command(
             'telephony.dial', {'call_id': view.call_id, 'extension': actor.extension, 'number': normalised}
         )
-        self._notify([_state_notification_view(view)])
+        self._notify([_state_notification(view)])
         return view
 
     def hold(self, actor: Actor, call_id: str) -> CallView:
@@ -432,7 +432,7 @@ class CallService:
             )
             view = _view(session, call)
         self._bus.publish_command(command, {'call_id': call_id, **extra})
-        self._notify([_state_notification_view(view)])
+        self._notify([_state_notification(view)])
         return view
 
     def link_borrower(self, actor: Actor, call_id: str, borrower_id: int) -> CallView:
@@ -502,9 +502,7 @@ class CallService:
             )
             view = _view(session, call)
         if view.borrower_id is not None:
-            self._notify(
-                [{'kind': 'history', 'borrower_id': view.borrower_id}, _state_notification_view(view)]
-            )
+            self._notify([{'kind': 'history', 'borrower_id': view.borrower_id}, _state_notification(view)])
         return view
 
     # --- what the operator's screen shows --------------------------------------------------------
@@ -613,10 +611,6 @@ def _seconds(call: Call, ended_at: datetime) -> int:
     return max(0, int((ended_at - start).total_seconds())) if call.answered_at else 0
 
 
-def _full_name(b: Borrower) -> str:
-    return ' '.join(p for p in (b.last_name, b.first_name, b.middle_name) if p)
-
-
 def _view(session: Session, call: Call) -> CallView:
     borrower = session.get(Borrower, call.borrower_id) if call.borrower_id else None
     others: tuple[OtherBorrower, ...] = ()
@@ -624,7 +618,7 @@ def _view(session: Session, call: Call) -> CallView:
         ids = [int(i) for i in call.other_borrower_ids.split(',')]
         rows = session.scalars(select(Borrower).where(Borrower.id.in_(ids))).all()
         by_id = {b.id: b for b in rows}
-        others = tuple(OtherBorrower(i, _full_name(by_id[i])) for i in ids if i in by_id)
+        others = tuple(OtherBorrower(i, by_id[i].full_name) for i in ids if i in by_id)
     result_code = None
     if call.communication_id:
         result_code = session.scalar(
@@ -637,7 +631,7 @@ def _view(session: Session, call: Call) -> CallView:
         number=call.number,
         extension=call.extension,
         borrower_id=call.borrower_id,
-        borrower_name=_full_name(borrower) if borrower else None,
+        borrower_name=borrower.full_name if borrower else None,
         others=others,
         started_at=call.started_at,
         answered_at=call.answered_at,
@@ -649,21 +643,11 @@ def _view(session: Session, call: Call) -> CallView:
     )
 
 
-def _state_notification(call: Call) -> Notification:
+def _state_notification(call: Call | CallView) -> Notification:
     return {
         'kind': 'call_state',
         'extension': call.extension,
         'call_id': call.call_id,
         'state': call.state,
         'borrower_id': call.borrower_id,
-    }
-
-
-def _state_notification_view(view: CallView) -> Notification:
-    return {
-        'kind': 'call_state',
-        'extension': view.extension,
-        'call_id': view.call_id,
-        'state': view.state,
-        'borrower_id': view.borrower_id,
     }
