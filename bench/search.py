@@ -50,6 +50,7 @@ MAX_COMMUNICATIONS = 5
 BENCH_LOGIN = 'bench'
 EXACT_KINDS = ('phone', 'passport', 'pin', 'inn', 'snils')
 NAME_KINDS = ('name', 'name_single')
+KINDS = (*NAME_KINDS, *EXACT_KINDS, 'card')
 TARGETS_MS = {'exact_p95_ms': 10, 'name_p95_ms': 50, 'card_p95_ms': 30}
 
 CITIES = (
@@ -126,6 +127,7 @@ class Settings:
     queries: int
     reload: bool
     seed: int
+    kinds: tuple[str, ...] = KINDS
 
 
 def parse_settings(argv: Sequence[str] | None = None) -> Settings:
@@ -135,11 +137,17 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
     parser.add_argument('--queries', type=int, default=500, help='timed queries per kind (default 500)')
     parser.add_argument('--reload', action='store_true', help='wipe the database and load it anew')
     parser.add_argument('--seed', type=int, default=SEED, help='seed of the generated data')
+    parser.add_argument(
+        '--kinds', default=','.join(KINDS), help=f'comma-separated subset of {",".join(KINDS)}'
+    )
     args = parser.parse_args(argv)
+    kinds = tuple(k.strip() for k in args.kinds.split(',') if k.strip())
+    if unknown := set(kinds) - set(KINDS):
+        parser.error(f'unknown kinds: {", ".join(sorted(unknown))}')
     url = os.environ.get(URL_VARIABLE) or f'sqlite:///{SQLITE_PATH}'
     backend = make_url(url).get_backend_name()
     default = 1_000_000 if backend == 'postgresql' else 100_000
-    return Settings(url, backend, args.borrowers or default, args.queries, args.reload, args.seed)
+    return Settings(url, backend, args.borrowers or default, args.queries, args.reload, args.seed, kinds)
 
 
 # --- generated identifiers: affine maps of the index, so unique without any lookup ---------------
@@ -691,6 +699,7 @@ def measure(engine: Engine, settings: Settings, actor_id: int) -> dict[str, dict
     work = plan(engine, settings, rng)
     service = BorrowerService(make_sessions(engine))
     actor = Actor(id=actor_id, login=BENCH_LOGIN, full_name='Bench', role=Role.ADMIN)
+    work = {kind: items for kind, items in work.items() if kind in settings.kinds}
     warmup = [(kind, item) for kind, items in work.items() for item in items[:WARMUP]]
     for kind, item in rng.sample(warmup, min(WARMUP, len(warmup))):
         run_kind(service, actor, kind, [item])
@@ -722,6 +731,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format='%(asctime)s %(message)s')
     settings = parse_settings(argv)
     load_s, reused = prepare(settings)
+    load_avg = os.getloadavg()[0]
     engine = make_engine(settings.url)
     try:
         with engine.connect() as connection:
@@ -738,6 +748,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 'cpus': os.cpu_count(),
                 'platform': platform.platform(),
                 'python': platform.python_version(),
+                'load_avg_1m': [round(load_avg, 2), round(os.getloadavg()[0], 2)],  # before, after
             },
             'results': results,
             'targets': TARGETS_MS,

@@ -23,6 +23,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm.db.models import (
@@ -156,8 +157,11 @@ class CallService:
         notifications: list[Notification] = []
         with self._sessions.begin() as session:
             for event_type, event in parsed:
-                with session.begin_nested():
-                    notifications += self._apply(session, event_type, event)
+                try:
+                    with session.begin_nested():
+                        notifications += self._apply(session, event_type, event)
+                except IntegrityError:  # another process applied the same event at the same moment
+                    log.info('event %s applied concurrently elsewhere', idempotency_key(event_type, event))
         self._notify(notifications)
         return outcomes
 
@@ -167,10 +171,14 @@ class CallService:
         Returns False when it was a repeat (no second effect).
         """
         event = parse_event(event_type, body)
-        with self._sessions.begin() as session:
-            key = idempotency_key(event_type, event)
-            fresh = session.scalar(select(InboundEvent.id).where(InboundEvent.key == key)) is None
-            notifications = self._apply(session, event_type, event)
+        key = idempotency_key(event_type, event)
+        try:
+            with self._sessions.begin() as session:
+                fresh = session.scalar(select(InboundEvent.id).where(InboundEvent.key == key)) is None
+                notifications = self._apply(session, event_type, event)
+        except IntegrityError:  # the same event committed by another request a moment earlier
+            log.info('event %s applied concurrently elsewhere', key)
+            return False
         self._notify(notifications)
         return fresh
 

@@ -436,3 +436,13 @@ def test_chat_message_is_recorded_for_the_borrower(calls, bus, sessions) -> None
     (message,) = rows(sessions, Communication, borrower_id=borrower.id, channel='chat')
     assert message.body == 'Когда платёж?'
     assert bus.ui[-1] == {'kind': 'history', 'borrower_id': borrower.id}
+
+
+def test_the_same_event_from_several_senders_at_once_has_one_effect(calls, sessions, operator) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    event = incoming(f'pbx-{unique()}', unique_phone(), operator.extension)
+    with ThreadPoolExecutor(8) as pool:
+        fresh = list(pool.map(lambda _: calls.accept('telephony.call.incoming', event), range(8)))
+    assert fresh.count(True) == 1
+    assert len(rows(sessions, Call, call_id=event['call_id'])) == 1
