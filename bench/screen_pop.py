@@ -78,43 +78,48 @@ BURST_EXTENSIONS = ('101', '102', '103', '104', '105')  # demo operators: nobody
 TARGETS = {'pop_p99_ms': 50, 'events_per_s': 1000}
 SEED = 20261126
 
-# Installed in every tab once it shows its list. The observer looks only at what was added or changed,
-# stamps the first appearance of window.__expect.name and wakes a waiter from __waitSeen, if any.
+# Installed in every tab once it shows its list. The observer looks only at what was added or changed:
+# it stamps the first appearance of window.__expect.name (the pop) and of window.__expect.card (a line
+# only the full card shows), and wakes the waiter from __waitSeen once both are there.
 OBSERVER_JS = """
 () => {
   window.__seen = {};
+  window.__card = {};
   window.__expect = null;
   const waiters = {};
-  const stamp = (id, t) => {
-    window.__seen[id] = t;
-    const wake = waiters[id];
-    if (wake) { delete waiters[id]; wake(t); }
+  const wake = (id) => {
+    const waiter = waiters[id];
+    if (waiter && id in window.__seen && id in window.__card) { delete waiters[id]; waiter(); }
   };
+  const has = (text, part) => text !== null && text !== undefined && text.includes(part);
   new MutationObserver((records) => {
     const expect = window.__expect;
-    if (!expect || expect.call_id in window.__seen) return;
+    if (!expect) return;
+    const id = expect.call_id;
+    if (id in window.__seen && id in window.__card) return;
     const t = performance.timeOrigin + performance.now();
     for (const record of records) {
-      if (record.type === 'characterData') {
-        if ((record.target.data || '').includes(expect.name)) return stamp(expect.call_id, t);
-        continue;
-      }
-      for (const node of record.addedNodes) {
-        if ((node.textContent || '').includes(expect.name)) return stamp(expect.call_id, t);
+      const texts = record.type === 'characterData'
+        ? [record.target.data] : Array.from(record.addedNodes, (node) => node.textContent);
+      for (const text of texts) {
+        if (!(id in window.__seen) && has(text, expect.name)) window.__seen[id] = t;
+        if (!(id in window.__card) && has(text, expect.card)) window.__card[id] = t;
       }
     }
+    wake(id);
   }).observe(document.body, {childList: true, subtree: true, characterData: true});
   window.__waitSeen = (id, ms) => new Promise((resolve) => {
-    if (id in window.__seen) return resolve(window.__seen[id]);
-    const timer = setTimeout(() => { delete waiters[id]; resolve(null); }, ms);
-    waiters[id] = (t) => { clearTimeout(timer); resolve(t); };
+    const done = () => resolve([window.__seen[id] ?? null, window.__card[id] ?? null]);
+    if (id in window.__seen && id in window.__card) return done();
+    const timer = setTimeout(() => { delete waiters[id]; done(); }, ms);
+    waiters[id] = () => { clearTimeout(timer); done(); };
   });
   return true;
 }
 """
 EXPECT_JS = """
-([name, callId]) => {
-  window.__expect = {name: name, call_id: callId};
+([name, card, callId]) => {
+  window.__expect = {name: name, card: card, call_id: callId};
   return performance.timeOrigin + performance.now();
 }
 """
@@ -211,8 +216,9 @@ def _create_database_if_missing(url: str) -> None:
 @dataclass(frozen=True)
 class Target:
     borrower_id: int
-    name: str
+    name: str  # 'Фамилия Имя Отчество': the pop is there once this shows in the tab
     phone: str
+    card: str  # 'PIN: …': the full card is there once this shows
 
 
 @dataclass
@@ -253,11 +259,14 @@ def prepare_database(backend: Backend, borrowers: int, tabs: int) -> Fixture:
             )
         with sessions() as session:
             rows = session.execute(
-                select(Borrower.id, Borrower.last_name, Borrower.first_name, Borrower.middle_name)
+                select(
+                    Borrower.id, Borrower.pin, Borrower.last_name, Borrower.first_name, Borrower.middle_name
+                )
             ).all()
             phones = session.execute(select(BorrowerPhone.borrower_id, BorrowerPhone.phone)).all()
     finally:
         engine.dispose()
+    pins = {row.id: row.pin for row in rows}
     names = {
         row.id: ' '.join(p for p in (row.last_name, row.first_name, row.middle_name) if p) for row in rows
     }
@@ -276,7 +285,7 @@ def prepare_database(backend: Backend, borrowers: int, tabs: int) -> Fixture:
         if borrower_id in taken or name_count[names[borrower_id]] != 1:
             continue
         taken.add(borrower_id)
-        targets.append(Target(borrower_id, names[borrower_id], phone))
+        targets.append(Target(borrower_id, names[borrower_id], phone, f'PIN: {pins[borrower_id]}'))
     random.Random(SEED).shuffle(targets)
     log.info(
         'database ready in %.1f s: %d borrowers, %d bench operators, %d borrowers to ring with',
@@ -526,7 +535,8 @@ class PopRecord:
     tab: int
     target: Target
     published_ms: float
-    seen_ms: float | None
+    seen_ms: float | None  # the full name in the tab
+    card_ms: float | None  # the card's PIN line in the tab
     first_in_tab: bool
 
 
@@ -555,20 +565,24 @@ async def run_pops(
         witnesses = rng.sample(others, min(args.witnesses, len(others)))
         watched[call_id] = witnesses
         for witness in witnesses:
-            await tabs[witness].page.evaluate(EXPECT_JS, [target.name, call_id])
+            await tabs[witness].page.evaluate(EXPECT_JS, [target.name, target.card, call_id])
         before = time.time() * 1000
-        page_now = await tab.page.evaluate(EXPECT_JS, [target.name, call_id])
+        page_now = await tab.page.evaluate(EXPECT_JS, [target.name, target.card, call_id])
         after = time.time() * 1000
         run.clock_offsets_ms.append(page_now - (before + after) / 2)
         body = publisher.wrap(incoming(call_id, target.phone, tab.extension))
         published = publisher.publish(body)
-        seen = await tab.page.evaluate(
+        seen, card = await tab.page.evaluate(
             '([id, ms]) => window.__waitSeen(id, ms)', [call_id, args.timeout * 1000]
         )
-        run.records.append(PopRecord(call_id, index, target, published, seen, index not in popped))
+        run.records.append(PopRecord(call_id, index, target, published, seen, card, index not in popped))
         popped.add(index)
         if seen is None:
             log.warning('call %s to %s: no pop within %.1f s', call_id, tab.extension, args.timeout)
+        elif card is None:
+            log.warning(
+                'call %s to %s: name shown, no card within %.1f s', call_id, tab.extension, args.timeout
+            )
         if (number + 1) % 25 == 0:
             done = [r.seen_ms - r.published_ms for r in run.records if r.seen_ms is not None]
             log.info(
@@ -580,7 +594,7 @@ async def run_pops(
     await asyncio.sleep(0.5)  # a stray pop may come a little after the right one
     owner = {r.call_id: r.tab for r in run.records}
     for index, tab in enumerate(tabs):
-        seen = await tab.page.evaluate('() => Object.keys(window.__seen)')
+        seen = await tab.page.evaluate('() => Object.keys({...window.__seen, ...window.__card})')
         run.stray += [call_id for call_id in seen if owner.get(call_id, index) != index]
     if run.stray:
         log.error('%d pops showed up in a tab of another extension', len(run.stray))
@@ -597,6 +611,7 @@ def write_records(path: Path, records: list[PopRecord], tabs: list[Tab]) -> None
                 'borrower_id': r.target.borrower_id,
                 'published_ms': r.published_ms,
                 'seen_ms': r.seen_ms,
+                'card_ms': r.card_ms,
                 'first_in_tab': r.first_in_tab,
             }
             output.write(json.dumps(row) + '\n')
@@ -605,7 +620,7 @@ def write_records(path: Path, records: list[PopRecord], tabs: list[Tab]) -> None
 def stages(engine: Engine, records: list[PopRecord]) -> dict[str, dict[str, float]]:
     """Where the time goes, from the app's own timestamps (same machine clock): the event applied
     (inbound_events.received_at) and the card read for the tab (audit card.view)."""
-    by_call = {r.call_id: r for r in records if r.seen_ms is not None}
+    by_call = {r.call_id: r for r in records if r.card_ms is not None}
     with engine.connect() as connection:
         applied = dict(
             connection.execute(
@@ -625,17 +640,17 @@ def stages(engine: Engine, records: list[PopRecord]) -> dict[str, dict[str, floa
     parts: dict[str, list[float]] = {
         'publish_to_applied': [],
         'applied_to_card_read': [],
-        'card_read_to_dom': [],
+        'card_read_to_card_in_dom': [],
     }
     for call_id, record in by_call.items():
         if call_id not in applied or record.target.borrower_id not in viewed:
             continue
         applied_ms = to_ms(applied[call_id])
         viewed_ms = to_ms(viewed[record.target.borrower_id])
-        assert record.seen_ms is not None
+        assert record.card_ms is not None
         parts['publish_to_applied'].append(applied_ms - record.published_ms)
         parts['applied_to_card_read'].append(viewed_ms - applied_ms)
-        parts['card_read_to_dom'].append(record.seen_ms - viewed_ms)
+        parts['card_read_to_card_in_dom'].append(record.card_ms - viewed_ms)
     return {name: summary(values, ('p50', 'p99', 'mean')) for name, values in parts.items() if values}
 
 
@@ -824,6 +839,7 @@ def report(args: argparse.Namespace, backend: Backend, measured: dict[str, Any])
     latencies = [r.seen_ms - r.published_ms for r in pops.records if r.seen_ms is not None]
     first = [r.seen_ms - r.published_ms for r in pops.records if r.seen_ms is not None and r.first_in_tab]
     again = [r.seen_ms - r.published_ms for r in pops.records if r.seen_ms is not None and not r.first_in_tab]
+    cards = [r.card_ms - r.published_ms for r in pops.records if r.card_ms is not None]
     burst: BurstResult | None = measured['burst']
     timeouts = sum(r.seen_ms is None for r in pops.records)
     pop_ms = summary(latencies)
@@ -849,6 +865,8 @@ def report(args: argparse.Namespace, backend: Backend, measured: dict[str, Any])
             and burst.events_per_s >= TARGETS['events_per_s'],
         },
         'detail': {
+            'full_card_ms': summary(cards),
+            'card_timeouts': sum(r.card_ms is None for r in pops.records),
             'pop_ms_first_in_tab': summary(first),
             'pop_ms_repeat_in_tab': summary(again),
             'stages_ms': measured['stages'],

@@ -12,7 +12,7 @@ from crm.domain import CHANNEL_LABELS, overdue_bucket, status_label
 from crm.pages import format as fmt
 from crm.pages.format import day
 from crm.services import views as v
-from crm.services.compliance_rules import LEGAL_FLAG_LABELS, Verdict
+from crm.services.compliance_rules import LEGAL_FLAG_LABELS, LegalFlag, Verdict
 
 PHONE_KINDS = {'mobile': 'моб.', 'home': 'дом.', 'work': 'раб.'}
 CHANNEL_ICONS = {
@@ -236,7 +236,11 @@ TIMELINE_CSS = """
 def legal_status(card: v.BorrowerCard) -> None:
     if not card.legal_flags:
         return
-    with ui.row().classes('w-full items-center gap-2 rounded bg-red-100 text-red-900 p-3'):
+    with (
+        ui.row()
+        .classes('w-full items-center gap-2 rounded bg-red-100 text-red-900 p-3')
+        .props('data-testid=legal-status')
+    ):
         ui.icon('gavel')
         ui.label('Правовой статус: ' + ', '.join(LEGAL_FLAG_LABELS[f] for f in card.legal_flags)).classes(
             'font-medium'
@@ -244,10 +248,40 @@ def legal_status(card: v.BorrowerCard) -> None:
         ui.label('— исходящие контакты запрещены').classes('text-sm')
 
 
-def render(card: v.BorrowerCard, verdict: Verdict | None = None) -> HistoryPanel:
+FlagsSaver = Callable[[list[LegalFlag]], Awaitable[None]]
+
+
+def legal_status_dialog(card: v.BorrowerCard, save: FlagsSaver) -> None:
+    """Supervisors and admins set the legal status that forbids outgoing contact."""
+    with ui.dialog() as dialog, ui.card().classes('w-[32rem]'):
+        ui.label('Правовой статус заёмщика').classes('text-lg font-semibold')
+        ui.label('Любая отметка запрещает исходящие звонки и сообщения (230-ФЗ).').classes('text-sm')
+        boxes = {
+            flag: ui.checkbox(label, value=flag in card.legal_flags)
+            for flag, label in LEGAL_FLAG_LABELS.items()
+        }
+
+        async def apply() -> None:
+            await save([flag for flag, box in boxes.items() if box.value])
+            dialog.close()
+
+        with ui.row().classes('w-full justify-end'):
+            ui.button('Отмена', on_click=dialog.close).props('flat')
+            ui.button('Сохранить', on_click=apply)
+    dialog.open()
+
+
+def render(
+    card: v.BorrowerCard, verdict: Verdict | None = None, save_flags: FlagsSaver | None = None
+) -> HistoryPanel:
     """The whole card; returns the history panel so a new contact can be shown in place."""
     ui.add_css(TIMELINE_CSS)
     heading(card)
+    if save_flags is not None:
+        with ui.row().classes('w-full justify-end -mt-2'):
+            ui.button(
+                'Правовой статус', icon='gavel', on_click=lambda: legal_status_dialog(card, save_flags)
+            ).props('flat dense no-caps')
     legal_status(card)
     with ui.row().classes('w-full items-stretch gap-4'):
         personal(card)

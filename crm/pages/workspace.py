@@ -12,7 +12,7 @@ from crm.pages import call_panel, card_view
 from crm.pages.live import LiveHub
 from crm.services.actor import Actor
 from crm.services.calls import CallView, ResultOption
-from crm.services.compliance_rules import Verdict
+from crm.services.compliance_rules import LegalFlag, Verdict
 from crm.services.errors import NotFound, QueryTooShort, ServiceError
 from crm.services.views import BorrowerCard, SearchResult
 
@@ -100,9 +100,22 @@ class Workspace:
         ui.page_title(f'{card.full_name} — Lender CRM')
         self.content.clear()
         with self.content:
-            self._history = card_view.render(card, verdict)
+            self._history = card_view.render(
+                card, verdict, self.save_flags if self.actor.sees_everyone else None
+            )
         ui.navigate.history.replace(f'/borrower/{borrower_id}')
         self.render_call()
+
+    async def save_flags(self, flags: list[LegalFlag]) -> None:
+        if self.card is None:
+            return
+        try:
+            await run.io_bound(self.services.borrowers.set_legal_flags, self.actor, self.card.id, flags)
+        except ServiceError as error:
+            ui.notify(error.message, type='warning')
+            return
+        ui.notify('Правовой статус сохранён', type='positive')
+        await self.show_card(self.card.id)
 
     def show_unknown(self, number: str) -> None:
         self.card = None

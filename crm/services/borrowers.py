@@ -22,6 +22,7 @@ from crm.services import audit, search_query
 from crm.services import views as v
 from crm.services.actor import Actor
 from crm.services.compliance import legal_flags
+from crm.services.compliance_rules import LegalFlag
 from crm.services.errors import AccessDenied, NotFound
 
 SORT_COLUMNS = {
@@ -134,6 +135,30 @@ class BorrowerService:
                 raise NotFound('Заёмщик не найден')
             audit.record(session, 'card.view', user_id=actor.id, borrower_id=borrower.id)
             return _card(session, borrower)
+
+    def set_legal_flags(
+        self, actor: Actor, borrower_id: int, flags: Iterable[LegalFlag]
+    ) -> tuple[LegalFlag, ...]:
+        """Record the borrower's legal status (supervisors and admins; every change is audited)."""
+        actor.require(Role.SUPERVISOR, Role.ADMIN)
+        wanted = set(flags)
+        with self._sessions.begin() as session:
+            borrower = session.get(Borrower, borrower_id)
+            if borrower is None:
+                raise NotFound('Заёмщик не найден')
+            before = set(legal_flags(borrower))
+            for flag in LegalFlag:
+                setattr(borrower, flag.value, flag in wanted)
+            if before != wanted:
+                audit.record(
+                    session,
+                    'borrower.legal_status',
+                    user_id=actor.id,
+                    borrower_id=borrower_id,
+                    added=sorted(wanted - before),
+                    removed=sorted(before - wanted),
+                )
+            return tuple(legal_flags(borrower))
 
     def history(self, actor: Actor, borrower_id: int) -> tuple[tuple[v.CommunicationItem, ...], int]:
         """The newest communications and their total, to refresh a card that is already open."""

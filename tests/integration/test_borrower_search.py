@@ -155,3 +155,23 @@ def test_postgres_name_search_uses_the_trigram_index(sessions, is_postgres) -> N
             session.scalars(text("EXPLAIN SELECT id FROM borrowers WHERE search_name LIKE '%ананас%'"))
         )
     assert 'ix_borrowers_search_name_trgm' in plan
+
+
+def test_legal_status_is_set_by_supervisors_only_and_audited(service, operator, sessions) -> None:
+    from crm.services.compliance_rules import LegalFlag
+    from crm.services.errors import AccessDenied
+
+    borrower = make_borrower(sessions, last='Статусный')
+    with pytest.raises(AccessDenied):
+        service.set_legal_flags(operator, borrower.id, [LegalFlag.BANKRUPT])
+    with sessions() as session:
+        boss = to_actor(session.scalar(select(User).where(User.login == 'supervisor')))
+    assert service.set_legal_flags(boss, borrower.id, [LegalFlag.BANKRUPT]) == (LegalFlag.BANKRUPT,)
+    assert service.card(boss, borrower.id).legal_flags == (LegalFlag.BANKRUPT,)
+    with sessions() as session:
+        entry = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.action == 'borrower.legal_status', AuditEntry.borrower_id == borrower.id
+            )
+        ).one()
+    assert entry.user_id == boss.id and 'bankrupt' in entry.details

@@ -115,3 +115,21 @@ async def test_new_call_is_refused_on_a_card_with_a_legal_status(user: User, ses
     await user.should_see('Звонки запрещены', retries=WAIT)
     (button,) = [b for b in user.find('Новый звонок').elements if isinstance(b, ui.button)]
     assert not button.enabled
+
+
+async def test_supervisor_records_a_refusal_of_interaction(user: User, sessions) -> None:
+    borrower = make_borrower(sessions, last='Отказной', phones=(unique_phone(),))
+    await log_in(user, 'supervisor', 'supervisor', path=f'/borrower/{borrower.id}')
+    await user.should_see('Отказной', retries=WAIT)
+    user.find('Правовой статус').click()
+    user.find('Отказ от взаимодействия').click()
+    user.find('Сохранить').click()
+    await until(lambda: sees(user, 'Правовой статус: Отказ от взаимодействия'))
+    await user.should_see('Звонки запрещены', retries=WAIT)
+
+
+async def test_operator_cannot_change_the_legal_status(user: User, sessions) -> None:
+    borrower = make_borrower(sessions, last='Неизменный')
+    await log_in(user, 'operator1', 'operator', path=f'/borrower/{borrower.id}')
+    await user.should_see('Неизменный', retries=WAIT)
+    await user.should_not_see('Правовой статус')
