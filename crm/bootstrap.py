@@ -17,6 +17,7 @@ from crm.services.auth import AuthService
 from crm.services.borrowers import BorrowerService
 from crm.services.calls import CallService
 from crm.services.compliance import ComplianceService
+from crm.services.result_codes import ResultCodeService
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Services:
     compliance: ComplianceService
     calls: CallService
     api_tokens: ApiTokenService
+    result_codes: ResultCodeService
     pbx: PbxSimulator | None = None
 
     def close(self) -> None:
@@ -64,6 +66,7 @@ def build(settings: Settings, **overrides: object) -> Services:
         compliance=compliance,
         calls=CallService(sessions, bus, compliance),
         api_tokens=ApiTokenService(sessions, settings.api_token),
+        result_codes=ResultCodeService(sessions),
         pbx=PbxSimulator(bus, base_url=f'http://{settings.host}:{settings.port}')
         if settings.pbx_simulator
         else None,

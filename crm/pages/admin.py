@@ -18,6 +18,7 @@ from crm.pages.session import current_actor
 from crm.services.actor import Actor
 from crm.services.api_tokens import SCOPES
 from crm.services.errors import ServiceError
+from crm.services.result_codes import ResultCodeRow
 
 SIM_STATES = {
     'ringing': 'Звонит',
@@ -44,6 +45,7 @@ def register(services: Services, hub: LiveHub) -> None:
     if pbx is not None:
         register_simulator(services, hub, pbx)
     register_tokens(services, hub)
+    register_results(services, hub)
 
 
 def register_simulator(services: Services, hub: LiveHub, pbx: PbxSimulator) -> None:
@@ -215,5 +217,69 @@ def register_tokens(services: Services, hub: LiveHub) -> None:
                 name = ui.input('Система', placeholder='АТС Asterisk').props('outlined')
                 scope = ui.select(SCOPES, value='events', label='Права').props('outlined').classes('w-80')
                 ui.button('Создать токен', icon='key', on_click=create)
+            await table()
+        await workspace.start()
+
+
+def register_results(services: Services, hub: LiveHub) -> None:
+    @ui.page('/admin/results')
+    async def results_page() -> None:
+        actor = await admin_actor(services)
+        if actor is None:
+            return
+
+        async def save(row: ResultCodeRow) -> None:
+            try:
+                await run.io_bound(services.result_codes.save, actor, row)
+            except ServiceError as error:
+                ui.notify(error.message, type='warning')
+                return
+            ui.notify(f'«{row.name}» сохранён', type='positive')
+            await table.refresh()
+
+        def editor(row: ResultCodeRow | None) -> None:
+            """One line of the list; for None, the line that adds a new result."""
+            with ui.row().classes('w-full items-center gap-4'):
+                code = ui.input('Код', value=row.code if row else '').props('outlined dense').classes('w-40')
+                if row:
+                    code.props('readonly')
+                name = (
+                    ui.input('Название', value=row.name if row else '')
+                    .props('outlined dense')
+                    .classes('w-64')
+                )
+                reached = ui.checkbox('Дозвонились', value=row.reached if row else True)
+                promise = ui.checkbox('Сумма и дата обещания', value=row.needs_promise if row else False)
+                callback = ui.checkbox('Дата перезвона', value=row.needs_callback if row else False)
+                active = ui.switch('Действует', value=row.active if row else True)
+
+                def collect() -> ResultCodeRow:
+                    return ResultCodeRow(
+                        (code.value or '').strip(),
+                        name.value or '',
+                        reached.value,
+                        promise.value,
+                        callback.value,
+                        active.value,
+                    )
+
+                ui.button('Сохранить' if row else 'Добавить', on_click=lambda: save(collect())).props('flat')
+
+        @ui.refreshable
+        async def table() -> None:
+            rows = await run.io_bound(services.result_codes.all, actor) or []
+            with ui.card().classes('w-full gap-1'):
+                for row in rows:
+                    editor(row)
+            with ui.card().classes('w-full'):
+                ui.label('Новый результат').classes('font-semibold')
+                editor(None)
+
+        with frame(services, hub, actor, 'Результаты звонков') as workspace:
+            ui.label('Результаты звонков').classes('text-xl font-semibold')
+            ui.label(
+                '«Дозвонились» — разговор с самим заёмщиком: такой звонок считается в лимитах 230-ФЗ. '
+                'Результаты не удаляются (на них ссылается история), а выводятся из списка.'
+            ).classes('text-sm text-gray-600')
             await table()
         await workspace.start()

@@ -57,6 +57,7 @@ def frame(
         ui.link('Заёмщики', '/').classes('text-white no-underline opacity-90')
         if actor.role == Role.ADMIN:
             ui.link('Симулятор АТС', '/admin/pbx').classes('text-white no-underline opacity-90')
+            ui.link('Результаты звонков', '/admin/results').classes('text-white no-underline opacity-90')
             ui.link('API-токены', '/admin/tokens').classes('text-white no-underline opacity-90')
         if search:
             search_box()
