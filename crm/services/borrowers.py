@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, union
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from crm.db.models import (
@@ -117,14 +117,16 @@ class BorrowerService:
         )
         conditions = [condition] if archive else [condition, Borrower.archived.is_(False)]
         with self._sessions() as session:
+            # Take the first matches as the index finds them, then sort only those: sorting every
+            # match of a common fragment (thousands of rows) before the limit is what costs.
+            ids = session.scalars(select(Borrower.id).where(*conditions).limit(limit + 1)).all()
             rows = session.scalars(
                 self._rows_query()
-                .where(*conditions)
+                .where(Borrower.id.in_(ids[:limit]))
                 .order_by(Borrower.search_name, Borrower.id)
-                .limit(limit + 1)
             ).all()
-            items = self._to_rows(session, rows[:limit])
-        return v.SearchResult(items=items, more=len(rows) > limit)
+            items = self._to_rows(session, rows)
+        return v.SearchResult(items=items, more=len(ids) > limit)
 
     # --- the card -------------------------------------------------------------------------------
     def card(self, actor: Actor, borrower_id: int) -> v.BorrowerCard:
@@ -198,18 +200,17 @@ class BorrowerService:
 
 
 def _identifier_condition(key: search_query.Identifier) -> ColumnElement[bool]:
-    alternatives: list[ColumnElement[bool]] = [Borrower.pin == key.pin]
+    """One index lookup per key the digits could be, united: an OR across tables would scan."""
+    lookups = [select(Borrower.id).where(Borrower.pin == key.pin)]
     if key.passport:
-        alternatives.append(Borrower.passport == key.passport)
+        lookups.append(select(Borrower.id).where(Borrower.passport == key.passport))
     if key.inn:
-        alternatives.append(Borrower.inn == key.inn)
+        lookups.append(select(Borrower.id).where(Borrower.inn == key.inn))
     if key.snils:
-        alternatives.append(Borrower.snils == key.snils)
+        lookups.append(select(Borrower.id).where(Borrower.snils == key.snils))
     if key.phone:
-        alternatives.append(
-            Borrower.id.in_(select(BorrowerPhone.borrower_id).where(BorrowerPhone.phone == key.phone))
-        )
-    return or_(*alternatives)
+        lookups.append(select(BorrowerPhone.borrower_id).where(BorrowerPhone.phone == key.phone))
+    return Borrower.id.in_(union(*lookups) if len(lookups) > 1 else lookups[0])
 
 
 def _name_condition(parts: search_query.NameParts) -> ColumnElement[bool]:
@@ -271,7 +272,11 @@ def _card(session: Session, b: Borrower) -> v.BorrowerCard:
         .order_by(ProductSale.sold_at.desc())
     ).all()
     history, history_total = _history(session, b.id)
-    operator_name = session.scalar(select(User.full_name).where(User.id == b.assigned_operator_id))
+    operator_name = (
+        session.scalar(select(User.full_name).where(User.id == b.assigned_operator_id))
+        if b.assigned_operator_id
+        else None
+    )
     return v.BorrowerCard(
         id=b.id,
         pin=b.pin,
@@ -318,16 +323,14 @@ def _card(session: Session, b: Borrower) -> v.BorrowerCard:
 
 def _history(session: Session, borrower_id: int) -> tuple[tuple[v.CommunicationItem, ...], int]:
     rows = session.execute(
-        select(Communication, User.full_name)
+        select(Communication, User.full_name, func.count().over())  # the total rides along on each row
         .outerjoin(User, User.id == Communication.operator_id)
         .where(Communication.borrower_id == borrower_id)
         .order_by(Communication.started_at.desc(), Communication.id.desc())
         .limit(HISTORY_LIMIT)
     ).all()
-    total = session.scalar(
-        select(func.count()).select_from(Communication).where(Communication.borrower_id == borrower_id)
-    )
-    return tuple(_communication(c, name) for c, name in rows), total or 0
+    total = rows[0][2] if rows else 0
+    return tuple(_communication(c, name) for c, name, _ in rows), total
 
 
 def _loan(loan: Loan) -> v.Loan:

@@ -30,13 +30,20 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:
-    context.configure(
-        connection=connection,
-        target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == 'sqlite',
-    )
-    with context.begin_transaction():
-        context.run_migrations()
+    sqlite = connection.dialect.name == 'sqlite'
+    if sqlite:
+        # Batch mode rebuilds a table by copy, drop and rename; with foreign keys on, the drop would
+        # cascade into every table that refers to it. The pragma only works outside a transaction.
+        connection.exec_driver_sql('PRAGMA foreign_keys=OFF')
+        connection.commit()  # end the autobegun transaction, so the migrations' own one commits
+    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=sqlite)
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        if sqlite:
+            connection.exec_driver_sql('PRAGMA foreign_keys=ON')
+            connection.commit()
 
 
 if context.is_offline_mode():
