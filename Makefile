@@ -25,8 +25,11 @@ run: install
 test: install
 	$(PY) -m pytest
 
+# Each benchmark prints one JSON object. PostgreSQL and RabbitMQ when CRM_BENCH_DATABASE_URL and
+# CRM_BENCH_AMQP_URL are set (see bench/README.md); SQLite and the in-process bus otherwise.
 bench: install
 	$(PY) bench/search.py
+	$(PY) bench/screen_pop.py
 
 lint: install
 	$(VENV)/bin/ruff check .
