@@ -262,8 +262,8 @@ def legal_status_dialog(card: v.BorrowerCard, save: FlagsSaver) -> None:
         }
 
         async def apply() -> None:
-            await save([flag for flag, box in boxes.items() if box.value])
             dialog.close()
+            await save([flag for flag, box in boxes.items() if box.value])
 
         with ui.row().classes('w-full justify-end'):
             ui.button('Отмена', on_click=dialog.close).props('flat')

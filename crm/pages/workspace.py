@@ -52,19 +52,27 @@ class Workspace:
             await self.refresh_history()
 
     async def pop(self, call_id: str) -> None:
+        """A ring: the call and its borrower's card, fetched in one trip to a worker thread."""
+
+        def load() -> tuple[CallView, BorrowerCard | None, Verdict | None]:
+            call = self.services.calls.view(self.actor, call_id)
+            if call.borrower_id is None:
+                return call, None, None
+            return call, *self._load_card(call.borrower_id)
+
         try:
-            call = await run.io_bound(self.services.calls.view, self.actor, call_id)
+            loaded = await run.io_bound(load)
         except ServiceError as error:
             log.warning('screen pop for call %s not shown: %s', call_id, error.message)
             return
-        if call is None:
+        if loaded is None:  # the app is shutting down
             return
-        self.call = call
-        if call.borrower_id is not None:
-            await self.show_card(call.borrower_id)
+        self.call, card, verdict = loaded
+        if card is not None and verdict is not None:
+            self._render_card(card, verdict)
+            self.render_call()
         else:
-            self.show_unknown(call.number)
-        self.render_call()
+            self.show_unknown(self.call.number)
 
     async def refresh_call(self, call_id: str) -> None:
         try:
@@ -86,16 +94,23 @@ class Workspace:
     async def show_card(self, borrower_id: int) -> None:
         """Render the borrower's card into this tab; the address follows so a reload keeps it."""
         try:
-            card = await run.io_bound(self.services.borrowers.card, self.actor, borrower_id)
-            verdict = await run.io_bound(self.services.compliance.outgoing_call, borrower_id)
+            loaded = await run.io_bound(self._load_card, borrower_id)
         except NotFound as error:
             self.content.clear()
             with self.content:
                 ui.label(error.message).classes('text-lg')
                 ui.link('К списку заёмщиков', '/')
             return
-        if card is None:
-            return
+        if loaded is not None:
+            self._render_card(*loaded)
+            self.render_call()
+
+    def _load_card(self, borrower_id: int) -> tuple[BorrowerCard, Verdict]:
+        """In a worker thread: the card (an audited view) and whether it may be called now."""
+        card = self.services.borrowers.card(self.actor, borrower_id)
+        return card, self.services.compliance.outgoing_call(borrower_id)
+
+    def _render_card(self, card: BorrowerCard, verdict: Verdict) -> None:
         self.card, self.verdict = card, verdict
         ui.page_title(f'{card.full_name} — Lender CRM')
         self.content.clear()
@@ -103,19 +118,19 @@ class Workspace:
             self._history = card_view.render(
                 card, verdict, self.save_flags if self.actor.sees_everyone else None
             )
-        ui.navigate.history.replace(f'/borrower/{borrower_id}')
-        self.render_call()
+        ui.navigate.history.replace(f'/borrower/{card.id}')
 
     async def save_flags(self, flags: list[LegalFlag]) -> None:
         if self.card is None:
             return
-        try:
-            await run.io_bound(self.services.borrowers.set_legal_flags, self.actor, self.card.id, flags)
-        except ServiceError as error:
-            ui.notify(error.message, type='warning')
-            return
-        ui.notify('Правовой статус сохранён', type='positive')
-        await self.show_card(self.card.id)
+        with self.content:  # the dialog that called this goes away with the card it is redrawn from
+            try:
+                await run.io_bound(self.services.borrowers.set_legal_flags, self.actor, self.card.id, flags)
+            except ServiceError as error:
+                ui.notify(error.message, type='warning')
+                return
+            ui.notify('Правовой статус сохранён', type='positive')
+            await self.show_card(self.card.id)
 
     def show_unknown(self, number: str) -> None:
         self.card = None

@@ -33,7 +33,7 @@ SORT_COLUMNS = {
     'last_contact_at': Borrower.last_contact_at,
 }
 SEARCH_LIMIT = 50
-HISTORY_LIMIT = 200
+HISTORY_LIMIT = 50  # newest contacts on the card; the total is shown beside them
 
 
 @dataclass(frozen=True)
