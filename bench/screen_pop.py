@@ -1,4 +1,4 @@
-"""Screen-pop latency in real browser tabs and consumer throughput; part of `make bench`.
+"""Screen-pop latency in real browser tabs and consumer throughput (a companion of search.py).
 
 PostgreSQL + RabbitMQ when CRM_BENCH_DATABASE_URL and CRM_BENCH_AMQP_URL are set, otherwise a SQLite
 file under var/bench/ and the in-process bus, with events POSTed to /api/v1/events. The bench database
@@ -7,8 +7,8 @@ is wiped, migrated and seeded on every run; the app runs as a subprocess on a fr
 
 1. Pop latency: `--calls` incoming calls, one at a time, round-robin over the tabs' extensions, each
    for a different borrower with a phone of their own. A MutationObserver in each tab stamps the moment
-   the borrower's full name reaches the DOM (epoch ms); latency = that stamp - the wall clock taken
-   just before basic_publish (or the HTTP POST).
+   the borrower's full name reaches the DOM (epoch ms), and the moment the card's 'PIN: …' line does;
+   latency = that stamp - the wall clock taken just before basic_publish (or the HTTP POST).
 2. Throughput: `--burst` incoming calls to extensions without open tabs, published as fast as possible
    from a few threads (no confirms), until `SELECT count(*) FROM calls` shows them all committed.
 
@@ -22,6 +22,7 @@ import asyncio
 import itertools
 import json
 import logging
+import math
 import os
 import platform
 import random
@@ -45,17 +46,15 @@ import httpx
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.engine import make_url
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # `python bench/screen_pop.py` puts bench/, not the project, on the path
-
-from crm.db.engine import make_engine, make_sessions  # noqa: E402
-from crm.db.migrate import upgrade  # noqa: E402
-from crm.db.models import AuditEntry, Borrower, BorrowerPhone, Call, InboundEvent, User  # noqa: E402
-from crm.domain import Role  # noqa: E402
-from crm.services.passwords import hash_password  # noqa: E402
+from crm.db.engine import make_engine, make_sessions
+from crm.db.migrate import upgrade
+from crm.db.models import AuditEntry, Borrower, BorrowerPhone, Call, InboundEvent, User
+from crm.domain import Role
+from crm.services.passwords import hash_password
 
 log = logging.getLogger('bench.screen_pop')
 
+ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / 'var' / 'bench'
 SQLITE_PATH = BENCH_DIR / 'screen_pop.sqlite3'
 APP_VAR_DIR = BENCH_DIR / 'screen_pop_app'
@@ -370,6 +369,12 @@ class App:
     token: str
     log_path: Path
 
+    def check_alive(self) -> None:
+        """RuntimeError with the end of the app's log if the app has exited."""
+        if self.process.poll() is not None:
+            tail = self.log_path.read_text(errors='replace')[-3000:]
+            raise RuntimeError(f'the app exited with {self.process.returncode}:\n{tail}')
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -503,6 +508,8 @@ async def open_tabs(browser: Any, app: App, fixture: Fixture, concurrency: int) 
             for attempt in range(3):
                 try:
                     await page.goto(app.url + '/login', wait_until='domcontentloaded')
+                    # a click before the socket's handshake may be lost: the form would not submit
+                    await page.wait_for_function('() => window.did_handshake === true', timeout=30_000)
                     await page.get_by_label('Логин/Email').fill(login)
                     await page.get_by_label('Пароль').fill(PASSWORD)
                     await page.get_by_role('button', name='Войти').click()
@@ -774,15 +781,16 @@ def run_burst(
 def percentile(values: Sequence[float], share: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(values)
-    rank = max(1, int(-(-share * len(ordered) // 1)))
-    return ordered[min(rank, len(ordered)) - 1]
+    rank = min(max(1, math.ceil(share * len(ordered))), len(ordered))
+    return ordered[rank - 1]
 
 
 def summary(
     values: Sequence[float], keys: Sequence[str] = ('p50', 'p95', 'p99', 'max', 'mean')
-) -> dict[str, float]:
+) -> dict[str, float | None]:
+    """Nearest-rank percentiles, max and mean in ms; None each when nothing was measured."""
     if not values:
-        return {key: float('nan') for key in keys}
+        return dict.fromkeys(keys)
     every = {
         'p50': percentile(values, 0.50),
         'p95': percentile(values, 0.95),
@@ -810,7 +818,11 @@ async def measure(
             )
             try:
                 started = time.perf_counter()
-                tabs = await open_tabs(browser, app, fixture, args.login_concurrency)
+                try:
+                    tabs = await open_tabs(browser, app, fixture, args.login_concurrency)
+                except Exception:
+                    app.check_alive()
+                    raise
                 log.info('%d tabs ready in %.1f s', len(tabs), time.perf_counter() - started)
                 if amqp_url:
                     consumers = queue_consumers(amqp_url)
@@ -859,10 +871,11 @@ def report(args: argparse.Namespace, backend: Backend, measured: dict[str, Any])
         'consumer': consumer,
         'targets': TARGETS,
         'met': {
-            'pop_p99_ms': timeouts == 0 and pop_ms['p99'] <= TARGETS['pop_p99_ms'],
+            'pop_p99_ms': timeouts == 0 and (pop_ms['p99'] or 0) <= TARGETS['pop_p99_ms'],
             'events_per_s': bool(burst)
             and burst.committed == burst.events
             and burst.events_per_s >= TARGETS['events_per_s'],
+            'no_stray_pops': not pops.stray,
         },
         'detail': {
             'full_card_ms': summary(cards),

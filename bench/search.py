@@ -2,8 +2,8 @@
 
 PostgreSQL when CRM_BENCH_DATABASE_URL is set (1,000,000 borrowers, loaded with COPY), otherwise
 SQLite in var/bench/search.sqlite3 (100,000 borrowers). A database this script loaded with the same
-count, seed and generator version is reused; --reload wipes it first. Logs go to stderr; stdout gets
-exactly one JSON object with the timings of BorrowerService.search and .card.
+count, seed, generator version and schema revision is reused; --reload wipes it first. Logs go to stderr;
+stdout gets exactly one JSON object with the timings of BorrowerService.search and .card.
 """
 
 from __future__ import annotations

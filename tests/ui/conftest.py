@@ -34,7 +34,7 @@ async def submit_login(user: User) -> None:
     await asyncio.sleep(0.05)  # let the navigation that follows a success start
 
 
-async def until(condition, timeout: float = 5.0) -> None:
+async def until(condition, timeout: float = 10.0) -> None:
     """Wait for an async page handler (it runs the service in a thread) to show its effect."""
     for _ in range(int(timeout / 0.05)):
         if condition():
