@@ -44,15 +44,22 @@ class Workspace:
     async def on_notification(self, body: dict[str, Any]) -> None:
         kind = body.get('kind')
         if kind == 'screen_pop':
-            await self.pop(str(body['call_id']))
+            await self.pop(body)
         elif kind == 'call_state':
             if self.call is None or self.call.call_id == body.get('call_id') or not self.call.live:
                 await self.refresh_call(str(body['call_id']))
         elif kind == 'history' and self.card is not None and body.get('borrower_id') == self.card.id:
             await self.refresh_history()
 
-    async def pop(self, call_id: str) -> None:
-        """A ring: the call and its borrower's card, fetched in one trip to a worker thread."""
+    async def pop(self, notification: dict[str, Any]) -> None:
+        """A ring: at once the panel names the caller from the notification alone; then the card.
+
+        The card (and the full call, with other holders of the number) comes from the database in
+        one trip to a worker thread.
+        """
+        call_id = str(notification['call_id'])
+        self.call = CallView.ringing(notification)
+        self.render_call()
 
         def load() -> tuple[CallView, BorrowerCard | None, Verdict | None]:
             call = self.services.calls.view(self.actor, call_id)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -94,6 +95,27 @@ class CallView:
     recording_url: str | None
     transferred_to: str | None
     result_code: str | None
+
+    @classmethod
+    def ringing(cls, notification: dict[str, Any]) -> CallView:
+        """What a screen-pop notification itself tells, to show before anything is read from the database."""
+        return cls(
+            call_id=str(notification['call_id']),
+            direction='in',
+            state='ringing',
+            number=str(notification.get('number') or ''),
+            extension=notification.get('extension'),
+            borrower_id=notification.get('borrower_id'),
+            borrower_name=notification.get('borrower_name'),
+            others=(),
+            started_at=datetime.fromisoformat(str(notification['at'])),
+            answered_at=None,
+            ended_at=None,
+            duration_s=None,
+            recording_url=None,
+            transferred_to=None,
+            result_code=None,
+        )
 
     @property
     def live(self) -> bool:
@@ -263,7 +285,9 @@ class CallService:
                 'extension': event.to_extension,
                 'call_id': event.call_id,
                 'borrower_id': call.borrower_id,
+                'borrower_name': borrower.full_name if borrower else None,
                 'number': number,
+                'at': event.at.isoformat(),
             }
         ]
         for parked in session.scalars(

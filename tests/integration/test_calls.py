@@ -104,7 +104,9 @@ def test_incoming_call_records_call_and_communication_and_pops(calls, bus, sessi
             'extension': operator.extension,
             'call_id': call_id,
             'borrower_id': borrower.id,
+            'borrower_name': 'Звонков Тест Тестович',
             'number': phone,
+            'at': '2026-11-26T09:00:00+00:00',
         }
     ]
     with sessions() as session:
