@@ -53,6 +53,10 @@ class LiveHub:
 
     def _dispatch(self, body: dict[str, Any]) -> None:
         kind = body.get('kind')
+        if kind == 'batch':
+            for item in body.get('items', ()):
+                self._dispatch(item)
+            return
         if kind in ('screen_pop', 'call_state'):
             extension = body.get('extension')
             targets = self.tabs_of(str(extension)) if extension else []

@@ -589,11 +589,14 @@ class CallService:
         return call
 
     def _notify(self, notifications: list[Notification]) -> None:
-        for notification in notifications:
-            try:
-                self._bus.publish_ui(notification)
-            except Exception:  # the effect is committed; a lost screen update must not undo it
-                log.warning('UI notification %s not delivered', notification.get('kind'), exc_info=True)
+        """One UI message for everything a transaction changed: a publish is a broker round trip."""
+        if not notifications:
+            return
+        body = notifications[0] if len(notifications) == 1 else {'kind': 'batch', 'items': notifications}
+        try:
+            self._bus.publish_ui(body)
+        except Exception:  # the effect is committed; a lost screen update must not undo it
+            log.warning('%d UI notifications not delivered', len(notifications), exc_info=True)
 
 
 def _validate_result(

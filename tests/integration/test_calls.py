@@ -37,9 +37,11 @@ class RecordingBus(InProcessBus):
     def __init__(self) -> None:
         super().__init__()
         self.ui: list[dict[str, Any]] = []
+        self.messages = 0
 
     def publish_ui(self, body: dict[str, Any]) -> None:
-        self.ui.append(body)
+        self.ui.extend(body['items'] if body['kind'] == 'batch' else [body])
+        self.messages += 1
 
 
 @pytest.fixture
@@ -448,3 +450,9 @@ def test_the_same_event_from_several_senders_at_once_has_one_effect(calls, sessi
         fresh = list(pool.map(lambda _: calls.accept('telephony.call.incoming', event), range(8)))
     assert fresh.count(True) == 1
     assert len(rows(sessions, Call, call_id=event['call_id'])) == 1
+
+
+def test_a_batch_of_events_is_one_ui_message(calls, bus, sessions, operator) -> None:
+    events = [incoming(f'pbx-{unique()}', unique_phone(), operator.extension) for _ in range(5)]
+    calls.handle_deliveries([Delivery('telephony.call.incoming', json.dumps(e).encode()) for e in events])
+    assert bus.messages == 1 and [n['call_id'] for n in bus.ui] == [e['call_id'] for e in events]
