@@ -503,24 +503,16 @@ async def open_tabs(browser: Any, app: App, fixture: Fixture, concurrency: int) 
 
     async def one(login: str, extension: str) -> Tab:
         async with gate:
-            context = await browser.new_context(viewport={'width': 1440, 'height': 900}, locale='ru-RU')
-            page = await context.new_page()
-            for attempt in range(3):
+            for attempt in range(1, 4):
+                context = await browser.new_context(viewport={'width': 1440, 'height': 900}, locale='ru-RU')
                 try:
-                    await page.goto(app.url + '/login', wait_until='domcontentloaded')
-                    # a click before the socket's handshake may be lost: the form would not submit
-                    await page.wait_for_function('() => window.did_handshake === true', timeout=30_000)
-                    await page.get_by_label('Логин/Email').fill(login)
-                    await page.get_by_label('Пароль').fill(PASSWORD)
-                    await page.get_by_role('button', name='Войти').click()
-                    await page.get_by_text('Мои заёмщики').first.wait_for(timeout=60_000)
-                    await page.wait_for_function('() => window.did_handshake === true', timeout=60_000)
+                    page = await log_in(context, app, login)
                     break
                 except Exception as error:
-                    if attempt == 2:
+                    await context.close()  # a fresh context next time: no half-made session
+                    if attempt == 3:
                         raise
                     log.warning('login of %s failed (%s); again', login, str(error).splitlines()[0])
-            await page.evaluate(OBSERVER_JS)
             count = next(done)
             if count % 10 == 0 or count == len(fixture.logins):
                 log.info('%d/%d tabs logged in', count, len(fixture.logins))
@@ -531,6 +523,22 @@ async def open_tabs(browser: Any, app: App, fixture: Fixture, concurrency: int) 
             *(one(lg, ext) for lg, ext in zip(fixture.logins, fixture.extensions, strict=True))
         )
     )
+
+
+async def log_in(context: Any, app: App, login: str) -> Any:
+    """Log in through the form, wait for «Мои заёмщики» on a connected page, install the observer."""
+    page = await context.new_page()
+    handshake = '() => window.did_handshake === true'
+    await page.goto(app.url + '/login', wait_until='domcontentloaded')
+    # a click before the socket's handshake may be lost: the form would not submit
+    await page.wait_for_function(handshake, timeout=30_000)
+    await page.get_by_label('Логин/Email').fill(login)
+    await page.get_by_label('Пароль').fill(PASSWORD)
+    await page.get_by_role('button', name='Войти').click()
+    await page.get_by_text('Мои заёмщики').first.wait_for(timeout=60_000)
+    await page.wait_for_function(handshake, timeout=60_000)
+    await page.evaluate(OBSERVER_JS)
+    return page
 
 
 # --- the timed pops -----------------------------------------------------------------------------
@@ -742,7 +750,10 @@ def run_burst(
     workers = [threading.Thread(target=guarded, args=(chunk,), daemon=True) for chunk in slices]
     for worker in workers:
         worker.start()
-    barrier.wait()
+    try:
+        barrier.wait()
+    except threading.BrokenBarrierError:
+        raise RuntimeError(f'a publisher failed: {errors[0]!r}' if errors else 'publishers failed') from None
     started = time.time()
     log.info('burst: %d incoming calls from %d publishers', total, threads)
     committed, last_change, last_count = base, time.monotonic(), base

@@ -22,6 +22,16 @@ STATE_STYLES = {
     'transferred': ('phone_forwarded', 'bg-slate-100 border-slate-500 text-slate-800'),
     'ended': ('call_end', 'bg-slate-100 border-slate-500 text-slate-800'),
 }
+CALL_TIMER_JS = """
+<script>
+setInterval(() => {
+  for (const el of document.querySelectorAll('[data-call-since]')) {
+    const s = Math.max(0, Math.floor((Date.now() - Number(el.dataset.callSince)) / 1000));
+    el.textContent = Math.floor(s / 60) + ':' + String(s % 60).padStart(2, '0');
+  }
+}, 1000);
+</script>
+"""
 BUSY = 'Сначала завершите текущий звонок'
 RESULT_FIRST = 'Сначала сохраните результат предыдущего звонка'
 
@@ -69,15 +79,12 @@ def status(call: CallView | None) -> None:
         who = call.borrower_name or 'Неизвестный номер'
         ui.label(f'{format_phone(call.number)} · {who}').classes('text-sm')
         if call.live:
-            timer_label = ui.label('').classes('text-sm tabular-nums')
-
-            def tick() -> None:
-                start = call.answered_at or call.started_at
-                seconds = max(0, int((datetime.now(UTC) - start).total_seconds()))
-                timer_label.set_text(fmt.duration(seconds) or '0:00')
-
-            tick()
-            ui.timer(1.0, tick)
+            # the browser counts the seconds (CALL_TIMER_JS): a server push per second per tab would not scale
+            start = call.answered_at or call.started_at
+            seconds = max(0, int((datetime.now(UTC) - start).total_seconds()))
+            ui.label(fmt.duration(seconds) or '0:00').classes('text-sm tabular-nums').props(
+                f'data-call-since={int(start.timestamp() * 1000)}'
+            )
         elif call.duration_s is not None:
             ui.label(f'Длительность {fmt.duration(call.duration_s) or "0:00"}').classes('text-sm')
 

@@ -275,7 +275,6 @@ def render(
     card: v.BorrowerCard, verdict: Verdict | None = None, save_flags: FlagsSaver | None = None
 ) -> HistoryPanel:
     """The whole card; returns the history panel so a new contact can be shown in place."""
-    ui.add_css(TIMELINE_CSS)
     heading(card)
     if save_flags is not None:
         with ui.row().classes('w-full justify-end -mt-2'):

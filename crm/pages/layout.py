@@ -10,6 +10,8 @@ from nicegui import ui
 
 from crm.bootstrap import Services
 from crm.domain import Role
+from crm.pages.call_panel import CALL_TIMER_JS
+from crm.pages.card_view import TIMELINE_CSS
 from crm.pages.live import LiveHub
 from crm.pages.workspace import Workspace
 from crm.services.actor import Actor
@@ -52,6 +54,8 @@ def frame(
     ui.page_title(f'{title} — Lender CRM')
     ui.colors(primary=BRAND_COLOR)
     ui.query('body').classes('bg-slate-50')
+    ui.add_css(TIMELINE_CSS)  # once per page, not per card drawn into it
+    ui.add_body_html(CALL_TIMER_JS)
     with ui.header(elevated=True).classes('items-center gap-4 px-4 py-2').style(f'background:{BRAND_COLOR}'):
         ui.link('Lender CRM', '/').classes('text-lg font-bold text-white no-underline')
         ui.link('Заёмщики', '/').classes('text-white no-underline opacity-90')

@@ -60,7 +60,7 @@ async def test_unknown_number_shows_the_unknown_caller_panel_with_search(user: U
     await log_in(user, 'operator3', 'operator')
     await user.should_see('Мои заёмщики', retries=WAIT)
     await ring(user, '+7 (800) 555-00-01', '103')  # no borrower has an 8-800 number
-    await until(lambda: sees(user, 'Неизвестный номер'))
+    await until(lambda: sees(user, 'Номер не найден среди заёмщиков'))
     (box,) = user.find('Поиск заёмщика').elements
     assert box.value == '78005550001'
 
