@@ -24,7 +24,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm.db.models import (
@@ -168,22 +168,31 @@ class CallService:
     def handle_deliveries(self, deliveries: Sequence[Delivery]) -> list[str | None]:
         """The bus handler: one transaction for the batch, a savepoint per event, notify after commit."""
         outcomes: list[str | None] = []
-        parsed: list[tuple[str, Event]] = []
-        for delivery in deliveries:
+        parsed: list[tuple[int, str, Event]] = []
+        for index, delivery in enumerate(deliveries):
+            outcomes.append(None)
             try:
-                parsed.append((delivery.routing_key, decode_event(delivery.routing_key, delivery.body)))
-                outcomes.append(None)
+                parsed.append(
+                    (index, delivery.routing_key, decode_event(delivery.routing_key, delivery.body))
+                )
             except BadEvent as error:
                 log.warning('invalid %s event: %s', delivery.routing_key, error.reason)
-                outcomes.append(error.reason)
+                outcomes[index] = error.reason
         notifications: list[Notification] = []
         with self._sessions.begin() as session:
-            for event_type, event in parsed:
+            for index, event_type, event in parsed:
                 try:
                     with session.begin_nested():
                         notifications += self._apply(session, event_type, event)
                 except IntegrityError:  # another process applied the same event at the same moment
                     log.info('event %s applied concurrently elsewhere', idempotency_key(event_type, event))
+                except (OperationalError, InterfaceError):
+                    raise  # the database is away: nothing of the batch is done, it comes again
+                except Exception as error:  # a bug must not hold the queue up for ever: dead-letter it
+                    log.error(
+                        'event %s could not be applied', idempotency_key(event_type, event), exc_info=True
+                    )
+                    outcomes[index] = f'processing failed: {type(error).__name__}: {error}'[:500]
         self._notify(notifications)
         return outcomes
 

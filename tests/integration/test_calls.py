@@ -456,3 +456,26 @@ def test_a_batch_of_events_is_one_ui_message(calls, bus, sessions, operator) -> 
     events = [incoming(f'pbx-{unique()}', unique_phone(), operator.extension) for _ in range(5)]
     calls.handle_deliveries([Delivery('telephony.call.incoming', json.dumps(e).encode()) for e in events])
     assert bus.messages == 1 and [n['call_id'] for n in bus.ui] == [e['call_id'] for e in events]
+
+
+def test_an_event_that_breaks_the_code_is_dead_lettered_not_retried_for_ever(
+    calls, sessions, operator, monkeypatch
+) -> None:
+    good = incoming(f'pbx-{unique()}', unique_phone(), operator.extension)
+    bad = {'call_id': f'pbx-{unique()}', 'at': '2026-11-26T12:00:00Z'}
+    original = CallService._call_event
+
+    def broken(self, session, call, event):
+        raise RuntimeError('a bug')
+
+    monkeypatch.setattr(CallService, '_call_event', broken)
+    deliver(calls, 'telephony.call.incoming', incoming(bad['call_id'], unique_phone(), operator.extension))
+    outcome = calls.handle_deliveries(
+        [
+            Delivery('telephony.call.answered', json.dumps(bad).encode()),
+            Delivery('telephony.call.incoming', json.dumps(good).encode()),
+        ]
+    )
+    monkeypatch.setattr(CallService, '_call_event', original)
+    assert outcome == ['processing failed: RuntimeError: a bug', None]
+    assert len(rows(sessions, Call, call_id=good['call_id'])) == 1
