@@ -31,7 +31,8 @@ class LiveHub:
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._tabs: dict[str, Tab] = {}
+        self._tabs: dict[str, Tab] = {}  # client id -> tab
+        self._by_extension: dict[str, dict[str, Tab]] = {}  # extension -> client id -> tab
 
     def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -46,10 +47,20 @@ class LiveHub:
     def register(self, client: Client, extension: str | None, listener: Listener) -> None:
         tab = Tab(client, extension, listener)
         self._tabs[client.id] = tab
-        client.on_delete(lambda: self._tabs.pop(client.id, None))
+        if extension:
+            self._by_extension.setdefault(extension, {})[client.id] = tab
+        client.on_delete(lambda: self._forget(client.id, extension))
+
+    def _forget(self, client_id: str, extension: str | None) -> None:
+        self._tabs.pop(client_id, None)
+        if extension:
+            tabs = self._by_extension.get(extension, {})
+            tabs.pop(client_id, None)
+            if not tabs:
+                self._by_extension.pop(extension, None)
 
     def tabs_of(self, extension: str) -> list[Tab]:
-        return [tab for tab in self._tabs.values() if tab.extension == extension]
+        return list(self._by_extension.get(extension, {}).values())
 
     def _dispatch(self, body: dict[str, Any]) -> None:
         kind = body.get('kind')
