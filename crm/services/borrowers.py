@@ -116,17 +116,19 @@ class BorrowerService:
             else _name_condition(parsed)
         )
         conditions = [condition] if archive else [condition, Borrower.archived.is_(False)]
+        ordered = self._rows_query().order_by(Borrower.search_name, Borrower.id)
         with self._sessions() as session:
-            # Take the first matches as the index finds them, then sort only those: sorting every
-            # match of a common fragment (thousands of rows) before the limit is what costs.
-            ids = session.scalars(select(Borrower.id).where(*conditions).limit(limit + 1)).all()
-            rows = session.scalars(
-                self._rows_query()
-                .where(Borrower.id.in_(ids[:limit]))
-                .order_by(Borrower.search_name, Borrower.id)
-            ).all()
+            if isinstance(parsed, search_query.Identifier):  # a handful of rows at most: one query
+                rows = session.scalars(ordered.where(*conditions).limit(limit + 1)).all()
+                more, rows = len(rows) > limit, rows[:limit]
+            else:
+                # Take the first matches as the index finds them, then sort only those: sorting every
+                # match of a common fragment (thousands of rows) before the limit is what costs.
+                ids = session.scalars(select(Borrower.id).where(*conditions).limit(limit + 1)).all()
+                rows = session.scalars(ordered.where(Borrower.id.in_(ids[:limit]))).all()
+                more = len(ids) > limit
             items = self._to_rows(session, rows)
-        return v.SearchResult(items=items, more=len(ids) > limit)
+        return v.SearchResult(items=items, more=more)
 
     # --- the card -------------------------------------------------------------------------------
     def card(self, actor: Actor, borrower_id: int) -> v.BorrowerCard:
