@@ -47,7 +47,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from crm.db.engine import make_engine, make_sessions
-from crm.db.migrate import upgrade
+from crm.db.migrate import create_database_if_missing, upgrade
 from crm.db.models import AuditEntry, Borrower, BorrowerPhone, Call, InboundEvent, User
 from crm.domain import Role
 from crm.services.passwords import hash_password
@@ -187,7 +187,7 @@ def reset_database(backend: Backend) -> None:
         for suffix in ('', '-wal', '-shm', '-journal'):
             Path(f'{SQLITE_PATH}{suffix}').unlink(missing_ok=True)
         return
-    _create_database_if_missing(backend.database_url)
+    create_database_if_missing(backend.database_url)
     engine = make_engine(backend.database_url)
     try:
         with engine.begin() as connection:
@@ -195,21 +195,6 @@ def reset_database(backend: Backend) -> None:
             connection.execute(text('CREATE SCHEMA public'))
     finally:
         engine.dispose()
-
-
-def _create_database_if_missing(url: str) -> None:
-    parsed = make_url(url)
-    admin = make_engine(parsed.set(database='postgres').render_as_string(hide_password=False))
-    try:
-        with admin.connect().execution_options(isolation_level='AUTOCOMMIT') as connection:
-            exists = connection.scalar(
-                text('SELECT 1 FROM pg_database WHERE datname = :name'), {'name': parsed.database}
-            )
-            if not exists:
-                log.info('creating database %s', parsed.database)
-                connection.execute(text(f'CREATE DATABASE "{parsed.database}"'))
-    finally:
-        admin.dispose()
 
 
 @dataclass(frozen=True)

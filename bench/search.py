@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from crm.db.engine import make_engine, make_sessions
-from crm.db.migrate import head_revision, upgrade
+from crm.db.migrate import create_database_if_missing, head_revision, upgrade
 from crm.db.models import Borrower, BorrowerPhone, User
 from crm.db.normalize import format_phone, format_snils, inn_with_check_digits, name_key, snils_check_digits
 from crm.domain import LOAN_STATUSES, RESULT_CODES, Role
@@ -393,22 +393,6 @@ def bench_user(connection: Connection) -> int:
 
 
 # --- wiping and preparing -----------------------------------------------------------------------
-def ensure_pg_database(url: str) -> None:
-    """Create the PostgreSQL database of the URL if it does not exist yet."""
-    parsed = make_url(url)
-    admin = make_engine(parsed.set(database='postgres').render_as_string(hide_password=False))
-    try:
-        with admin.connect().execution_options(isolation_level='AUTOCOMMIT') as connection:
-            exists = connection.scalar(
-                text('SELECT 1 FROM pg_database WHERE datname = :name'), {'name': parsed.database}
-            )
-            if not exists:
-                log.info('creating database %s', parsed.database)
-                connection.exec_driver_sql(f'CREATE DATABASE "{parsed.database}"')
-    finally:
-        admin.dispose()
-
-
 def wipe(settings: Settings) -> None:
     """Drop everything: the SQLite file, or the public schema of the PostgreSQL database."""
     log.info('wiping the bench database')
@@ -433,7 +417,7 @@ def borrower_count(engine: Engine) -> int:
 def prepare(settings: Settings) -> tuple[float | None, bool]:
     """Make the database hold the wanted data; return (load seconds, whether it was reused)."""
     if settings.backend == 'postgresql':
-        ensure_pg_database(settings.url)
+        create_database_if_missing(settings.url)
     engine = make_engine(settings.url)
     try:
         marker = read_marker(engine)

@@ -8,7 +8,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 MIGRATIONS = Path(__file__).parent / 'migrations'
@@ -48,3 +49,20 @@ def check_ready(engine: Engine) -> None:
             f'CRM_DATABASE_URL={url}: schema at revision {current or "none"}, code needs {head}; '
             'run migrations first (make run does it: python -m crm.manage prepare)'
         )
+
+
+def create_database_if_missing(url: str) -> None:
+    """Create the PostgreSQL database a URL names, if it is not there yet (benchmarks, first runs)."""
+    from crm.db.engine import make_engine
+
+    parsed = make_url(url)
+    admin = make_engine(parsed.set(database='postgres').render_as_string(hide_password=False))
+    try:
+        with admin.connect().execution_options(isolation_level='AUTOCOMMIT') as connection:
+            exists = connection.scalar(
+                text('SELECT 1 FROM pg_database WHERE datname = :name'), {'name': parsed.database}
+            )
+            if not exists:
+                connection.exec_driver_sql(f'CREATE DATABASE "{parsed.database}"')
+    finally:
+        admin.dispose()

@@ -183,7 +183,7 @@ class CallService:
             for index, event_type, event in parsed:
                 try:
                     with session.begin_nested():
-                        notifications += self._apply(session, event_type, event)
+                        notifications += self._apply(session, event_type, event) or []
                 except IntegrityError:  # another process applied the same event at the same moment
                     log.info('event %s applied concurrently elsewhere', idempotency_key(event_type, event))
                 except (OperationalError, InterfaceError):
@@ -205,19 +205,21 @@ class CallService:
         key = idempotency_key(event_type, event)
         try:
             with self._sessions.begin() as session:
-                fresh = session.scalar(select(InboundEvent.id).where(InboundEvent.key == key)) is None
                 notifications = self._apply(session, event_type, event)
         except IntegrityError:  # the same event committed by another request a moment earlier
             log.info('event %s applied concurrently elsewhere', key)
             return False
+        if notifications is None:
+            return False
         self._notify(notifications)
-        return fresh
+        return True
 
-    def _apply(self, session: Session, event_type: str, event: Event) -> list[Notification]:
+    def _apply(self, session: Session, event_type: str, event: Event) -> list[Notification] | None:
+        """The event's effect and what to tell the screens; None when it is a repeat."""
         key = idempotency_key(event_type, event)
         if session.scalar(select(InboundEvent.id).where(InboundEvent.key == key)) is not None:
             log.info('repeated event %s ignored', key)
-            return []
+            return None
         record = InboundEvent(
             key=key,
             type=event_type,
