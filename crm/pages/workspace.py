@@ -31,6 +31,7 @@ class Workspace:
         self.content = ui.column().classes('w-full gap-4')
         self._history: card_view.HistoryPanel | None = None
         self.result_options: list[ResultOption] = []
+        self._call_updates = 0  # counts changes of self.call, so a slow load cannot undo a newer state
 
     async def start(self) -> None:
         """Show the operator's current call and start hearing screen pops for their extension."""
@@ -59,6 +60,8 @@ class Workspace:
         """
         call_id = str(notification['call_id'])
         self.call = CallView.ringing(notification)
+        self._call_updates += 1
+        updates = self._call_updates
         self.render_call()
 
         def load() -> tuple[CallView, BorrowerCard | None, Verdict | None]:
@@ -74,12 +77,14 @@ class Workspace:
             return
         if loaded is None:  # the app is shutting down
             return
-        self.call, card, verdict = loaded
+        call, card, verdict = loaded
+        if self._call_updates == updates:  # no answered / ended arrived while the card was loading
+            self.call = call
         if card is not None and verdict is not None:
             self._render_card(card, verdict)
             self.render_call()
         else:
-            self.show_unknown(self.call.number)
+            self.show_unknown(call.number)
 
     async def refresh_call(self, call_id: str) -> None:
         try:
@@ -95,6 +100,7 @@ class Workspace:
             self.call = view
         elif self.call is not None and self.call.call_id == view.call_id:
             self.call = None
+        self._call_updates += 1
         self.render_call()
 
     # --- content ---------------------------------------------------------------------------------
