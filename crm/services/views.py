@@ -163,6 +163,8 @@ class BorrowerCard:
 
     @property
     def current_loan(self) -> Loan | None:
-        """The loan the card leads with: the newest active one, else the newest."""
+        """The loan the card leads with: the most overdue active one (newest of equals), else the newest."""
         active = [loan for loan in self.loans if loan.state == 'active']
-        return (active or list(self.loans) or [None])[0]
+        if active:
+            return max(active, key=lambda loan: loan.days_past_due)  # max keeps the first, i.e. the newest
+        return self.loans[0] if self.loans else None

@@ -175,3 +175,35 @@ def test_legal_status_is_set_by_supervisors_only_and_audited(service, operator, 
             )
         ).one()
     assert entry.user_id == boss.id and 'bankrupt' in entry.details
+
+
+def test_card_leads_with_the_most_overdue_active_loan(service, operator, sessions) -> None:
+    from datetime import date
+    from decimal import Decimal
+
+    from crm.db.models import Loan
+
+    borrower = make_borrower(sessions, last='Двухзаёмный')  # its loan: issued 01.09.2026, not overdue
+    with sessions.begin() as session:
+        session.add(
+            Loan(
+                borrower_id=borrower.id,
+                number=f'OD{borrower.id}',
+                product='IL Стандарт',
+                amount=Decimal(74000),
+                term_days=180,
+                rate=Decimal('0.5'),
+                issued_on=date(2026, 5, 1),
+                due_on=date(2026, 10, 28),
+                state='active',
+                status_code=3000,
+                status_name='Просрочка',
+                principal_outstanding=Decimal(70000),
+                total_debt=Decimal(81808),
+                overdue_amount=Decimal(27897),
+                days_past_due=29,
+            )
+        )
+    card = service.card(operator, borrower.id)
+    assert card.loans[0].number != f'OD{borrower.id}'  # the newest first in the list
+    assert card.current_loan.number == f'OD{borrower.id}'
