@@ -293,13 +293,25 @@ def render(
                 loans_tab = ui.tab(f'Займы ({len(card.loans)})')
                 credit_tab = ui.tab('Кредитная история')
                 products_tab = ui.tab(f'Продукты ({len(card.products)})')
-            with ui.tab_panels(tabs, value=loans_tab).classes('w-full'):
+            with ui.tab_panels(tabs, value=loans_tab).classes('w-full') as panels:
                 with ui.tab_panel(loans_tab).classes('p-0'):
                     loans_table(card)
-                with ui.tab_panel(credit_tab).classes('p-0'):
-                    applications_table(card)
-                with ui.tab_panel(products_tab).classes('p-0'):
-                    products_list(card)
+                credit_panel = ui.tab_panel(credit_tab).classes('p-0')
+                products_panel = ui.tab_panel(products_tab).classes('p-0')
+            # hidden panels are drawn when first opened: a screen pop draws only what is seen
+            lazy = {
+                credit_tab.props['name']: (credit_panel, applications_table),
+                products_tab.props['name']: (products_panel, products_list),
+            }
+
+            def open_panel(name: object) -> None:
+                panel, draw = lazy.pop(str(name), (None, None))
+                if panel is not None and draw is not None:
+                    with panel:
+                        draw(card)
+
+            panels.on_value_change(lambda e: open_panel(e.value))
+            tabs.on_value_change(lambda e: open_panel(e.value))
     return history
 
 

@@ -4,7 +4,7 @@ from nicegui import ui
 from nicegui.testing import User
 from sqlalchemy import func, select
 
-from crm.db.models import AuditEntry, Borrower, BorrowerPhone
+from crm.db.models import AuditEntry, Borrower, BorrowerPhone, Product, ProductSale
 from crm.db.models import User as UserRow
 from crm.db.normalize import format_phone
 from crm.pages import format as fmt
@@ -121,3 +121,21 @@ async def test_card_shows_the_debt_in_russian_format_and_is_audited(user: User, 
 async def test_unknown_card_says_not_found(user: User) -> None:
     await log_in(user, 'operator1', 'operator', path='/borrower/999999999')
     await user.should_see('Заёмщик не найден', retries=WAIT)
+
+
+async def test_card_tabs_show_credit_history_and_products_when_opened(user: User, sessions) -> None:
+    borrower, _ = own_overdue_borrower(sessions, 'operator2')
+    await log_in(user, 'operator2', 'operator', path=f'/borrower/{borrower.id}')
+    await user.should_see('Займ №', retries=WAIT)
+    await user.should_not_see('Заявки в компании')  # drawn only when the tab is opened
+    user.find('Кредитная история').click()
+    await user.should_see('Заявки в компании', retries=WAIT)
+    with sessions() as session:
+        bought = session.scalars(
+            select(Product.name)
+            .join(ProductSale, ProductSale.product_id == Product.id)
+            .where(ProductSale.borrower_id == borrower.id)
+        ).all()
+    (products_tab,) = [t for t in user.find(kind=ui.tab).elements if t.props['name'].startswith('Продукты')]
+    user.find(products_tab.props['name']).click()
+    await user.should_see(bought[0] if bought else 'Дополнительные продукты не приобретались', retries=WAIT)
