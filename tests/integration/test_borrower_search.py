@@ -207,3 +207,22 @@ def test_card_leads_with_the_most_overdue_active_loan(service, operator, session
     card = service.card(operator, borrower.id)
     assert card.loans[0].number != f'OD{borrower.id}'  # the newest first in the list
     assert card.current_loan.number == f'OD{borrower.id}'
+
+
+def test_supervisor_reads_the_audit_of_a_card(service, operator, anon, sessions) -> None:
+    from crm.services.audit import AuditService
+    from crm.services.errors import AccessDenied
+
+    borrower, _ = anon
+    service.card(operator, borrower.id)
+    audit = AuditService(sessions)
+    with pytest.raises(AccessDenied):
+        audit.recent(operator)
+    with sessions() as session:
+        boss = to_actor(session.scalar(select(User).where(User.login == 'supervisor')))
+    (latest, *_) = audit.recent(boss, borrower_id=borrower.id)
+    assert (latest.action, latest.user_login, latest.borrower_name) == (
+        'card.view',
+        operator.login,
+        'Анон Ананас',
+    )
