@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from html import escape
 
 from nicegui import ui
 
@@ -27,10 +28,24 @@ CHANNEL_ICONS = {
 RESULT_COLORS = {'promise': 'positive', 'paid': 'positive', 'refusal': 'negative', 'wrong_number': 'negative'}
 
 
-def field(label: str, value: str | None) -> None:
-    with ui.column().classes('gap-0'):
-        ui.label(label).classes('text-xs text-gray-500')
-        ui.label(value or '—').classes('text-sm font-medium')
+def markup(content: str) -> ui.html:
+    """Static markup built here, every datum escaped: one element where labels would take dozens.
+
+    A screen pop draws a whole card while the operator's phone rings; the fewer elements, the sooner
+    it is on the screen (and the less the server does for each of a hundred tabs).
+    """
+    return ui.html(content, sanitize=False)
+
+
+def fields(pairs: list[tuple[str, str | None]], columns: int) -> None:
+    """Labelled values in a grid, each label above its value."""
+    cells = ''.join(
+        f'<div><div class="text-xs text-gray-500">{escape(label)}</div>'
+        f'<div class="text-sm font-medium">{escape(value or "—")}</div></div>'
+        for label, value in pairs
+    )
+    grid = f'display:grid;grid-template-columns:repeat({columns},minmax(0,1fr));gap:0.75rem 1.5rem'
+    markup(f'<div style="{grid}">{cells}</div>').classes('w-full')
 
 
 def heading(card: v.BorrowerCard) -> None:
@@ -49,19 +64,23 @@ def heading(card: v.BorrowerCard) -> None:
 def personal(card: v.BorrowerCard) -> None:
     with ui.card().classes('flex-1 min-w-[28rem]'):
         ui.label(card.full_name).classes('text-xl font-semibold')
-        with ui.grid(columns=3).classes('w-full gap-x-6 gap-y-3'):
-            field('Дата рождения', fmt.day(card.birth_date))
-            field('ИНН', card.inn)
-            field('СНИЛС', format_snils(card.snils) if card.snils else None)
-            field('Паспорт', format_passport(card.passport) if card.passport else None)
-            field('Кем выдан', card.passport_issued)
-            field('E-mail', card.email)
-            field('Адрес', card.address)
-            field('Город', card.city)
-            field('Местное время', fmt.local_time(card.timezone, datetime.now(UTC)))
-            field('Место работы', card.employer)
-            field('Долг в месяц', fmt.money(card.monthly_payment))
-            field('Последний контакт', fmt.moment(card.last_contact_at))
+        fields(
+            [
+                ('Дата рождения', fmt.day(card.birth_date)),
+                ('ИНН', card.inn),
+                ('СНИЛС', format_snils(card.snils) if card.snils else None),
+                ('Паспорт', format_passport(card.passport) if card.passport else None),
+                ('Кем выдан', card.passport_issued),
+                ('E-mail', card.email),
+                ('Адрес', card.address),
+                ('Город', card.city),
+                ('Местное время', fmt.local_time(card.timezone, datetime.now(UTC))),
+                ('Место работы', card.employer),
+                ('Долг в месяц', fmt.money(card.monthly_payment)),
+                ('Последний контакт', fmt.moment(card.last_contact_at)),
+            ],
+            columns=3,
+        )
         with ui.row().classes('gap-2 flex-wrap'):
             for phone in card.phones:
                 chip = ui.chip(
@@ -77,15 +96,19 @@ def loan_terms(card: v.BorrowerCard) -> None:
         if loan is None:
             ui.label('Займов нет').classes('text-gray-600')
             return
-        with ui.grid(columns=2).classes('w-full gap-x-6 gap-y-3'):
-            field('Сумма займа', fmt.money(loan.amount))
-            field('Срок', fmt.days(loan.term_days))
-            field('Ставка', f'{fmt.percent(loan.rate)} в день')
-            field('Продукт', loan.product)
-            field('Дата выдачи', fmt.day(loan.issued_on))
-            field('Дата возврата', fmt.day(loan.due_on))
-            field('Остаток основного долга', fmt.money(loan.principal_outstanding))
-            field('Общая задолженность', fmt.money(loan.total_debt))
+        fields(
+            [
+                ('Сумма займа', fmt.money(loan.amount)),
+                ('Срок', fmt.days(loan.term_days)),
+                ('Ставка', f'{fmt.percent(loan.rate)} в день'),
+                ('Продукт', loan.product),
+                ('Дата выдачи', fmt.day(loan.issued_on)),
+                ('Дата возврата', fmt.day(loan.due_on)),
+                ('Остаток основного долга', fmt.money(loan.principal_outstanding)),
+                ('Общая задолженность', fmt.money(loan.total_debt)),
+            ],
+            columns=2,
+        )
         overdue = loan.days_past_due > 0
         with ui.row().classes(
             'w-full items-center justify-between rounded p-3 '
@@ -191,45 +214,59 @@ class HistoryPanel:
             if not items:
                 ui.label('Коммуникаций ещё не было').classes('text-gray-600')
                 return
-            with ui.timeline(side='right').props('dense').classes('w-full crm-timeline'):
-                for item in items:
-                    timeline_entry(item)
+            entries = ''.join(timeline_entry(item) for item in items)
+            markup(f'<ol class="crm-timeline">{entries}</ol>').classes('w-full')
             if total > len(items):
                 ui.label(f'Показаны последние {len(items)}').classes('text-xs text-gray-600')
 
 
-def timeline_entry(item: v.CommunicationItem) -> None:
+def timeline_entry(item: v.CommunicationItem) -> str:
+    """One contact of the history as a timeline entry (markup, every datum escaped)."""
     title = CHANNEL_LABELS.get(item.channel, item.channel)
     if item.result_name:
         title += f' — {item.result_name}'
     subtitle = fmt.moment(item.started_at) + (f' · {item.operator_name}' if item.operator_name else '')
     color = RESULT_COLORS.get(item.result_code or '', 'primary')
-    with ui.timeline_entry(title=title, subtitle=subtitle, icon=CHANNEL_ICONS.get(item.channel), color=color):
-        details = []
-        if item.phone:
-            details.append(format_phone(item.phone))
-        if item.duration_s:
-            details.append(f'длительность {fmt.duration(item.duration_s)}')
-        if item.promise_amount is not None:
-            details.append(f'обещание {fmt.money(item.promise_amount)} до {fmt.day(item.promise_date)}')
-        if item.callback_at is not None:
-            details.append(f'перезвонить {fmt.moment(item.callback_at)}')
-        if item.delivery_status:
-            details.append('доставлено' if item.delivery_status == 'delivered' else 'не доставлено')
-        if details:
-            ui.label(' · '.join(details)).classes('text-xs text-gray-600')
-        if item.comment:
-            ui.label(item.comment).classes('text-sm')
-        if item.body:
-            ui.label(item.body).classes('text-sm italic text-gray-700')
-        if item.recording_url:
-            ui.link('Запись разговора', item.recording_url, new_tab=True).classes('text-xs')
+    icon = CHANNEL_ICONS.get(item.channel, 'chat_bubble')
+    details = []
+    if item.phone:
+        details.append(format_phone(item.phone))
+    if item.duration_s:
+        details.append(f'длительность {fmt.duration(item.duration_s)}')
+    if item.promise_amount is not None:
+        details.append(f'обещание {fmt.money(item.promise_amount)} до {fmt.day(item.promise_date)}')
+    if item.callback_at is not None:
+        details.append(f'перезвонить {fmt.moment(item.callback_at)}')
+    if item.delivery_status:
+        details.append('доставлено' if item.delivery_status == 'delivered' else 'не доставлено')
+    lines = [
+        f'<span class="crm-dot bg-{color}"><i class="q-icon notranslate material-icons">{icon}</i></span>',
+        f'<div class="crm-title">{escape(title)}</div>',
+        f'<div class="crm-subtitle">{escape(subtitle)}</div>',
+    ]
+    if details:
+        lines.append(f'<div class="text-xs text-gray-600">{escape(" · ".join(details))}</div>')
+    if item.comment:
+        lines.append(f'<div class="text-sm">{escape(item.comment)}</div>')
+    if item.body:
+        lines.append(f'<div class="text-sm italic text-gray-700">{escape(item.body)}</div>')
+    if item.recording_url and item.recording_url.startswith(('http://', 'https://', '/')):
+        url = escape(item.recording_url, quote=True)
+        lines.append(f'<a class="text-xs" href="{url}" target="_blank" rel="noopener">Запись разговора</a>')
+    return f'<li>{"".join(lines)}</li>'
 
 
 TIMELINE_CSS = """
-.crm-timeline .q-timeline__title { font-size: 0.95rem; font-weight: 600; margin-bottom: 0; }
-.crm-timeline .q-timeline__subtitle { font-size: 0.75rem; margin-bottom: 2px; }
-.crm-timeline .q-timeline__content { padding-bottom: 12px; }
+.crm-timeline { list-style: none; margin: 0; padding: 0; }
+.crm-timeline > li { position: relative; padding: 0 0 12px 40px; }
+.crm-timeline > li::before { content: ''; position: absolute; left: 13px; top: 28px; bottom: 0;
+  border-left: 2px solid #e2e8f0; }
+.crm-timeline > li:last-child::before { display: none; }
+.crm-timeline .crm-dot { position: absolute; left: 0; top: 0; width: 28px; height: 28px; border-radius: 50%;
+  color: white; display: flex; align-items: center; justify-content: center; font-size: 16px; }
+.crm-timeline .crm-title { font-size: 0.95rem; font-weight: 600; line-height: 1.4; }
+.crm-timeline .crm-subtitle { font-size: 0.75rem; color: #64748b; margin-bottom: 2px; }
+.crm-timeline a { color: var(--q-primary); }
 """
 
 

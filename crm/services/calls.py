@@ -23,17 +23,15 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm.db.models import (
     Borrower,
-    BorrowerPhone,
     Call,
     Communication,
     InboundEvent,
-    Loan,
     ResultCode,
     User,
     utcnow,
@@ -57,6 +55,7 @@ from crm.services.event_schemas import (
     idempotency_key,
     parse_event,
 )
+from crm.services.incoming import holders_of, record_incoming
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +165,11 @@ class CallService:
 
     # --- events from outside --------------------------------------------------------------------
     def handle_deliveries(self, deliveries: Sequence[Delivery]) -> list[str | None]:
-        """The bus handler: one transaction for the batch, a savepoint per event, notify after commit."""
+        """The bus handler: one transaction for the batch, notify after commit.
+
+        A run of incoming calls is recorded set-wise in one savepoint; other events, and the events of
+        a run that failed as a whole, get a savepoint each, so one bad event is dead-lettered alone.
+        """
         outcomes: list[str | None] = []
         parsed: list[tuple[int, str, Event]] = []
         for index, delivery in enumerate(deliveries):
@@ -180,21 +183,37 @@ class CallService:
                 outcomes[index] = error.reason
         notifications: list[Notification] = []
         with self._sessions.begin() as session:
-            for index, event_type, event in parsed:
-                try:
-                    with session.begin_nested():
-                        notifications += self._apply(session, event_type, event) or []
-                except IntegrityError:  # another process applied the same event at the same moment
-                    log.info('event %s applied concurrently elsewhere', idempotency_key(event_type, event))
-                except (OperationalError, InterfaceError):
-                    raise  # the database is away: nothing of the batch is done, it comes again
-                except Exception as error:  # a bug must not hold the queue up for ever: dead-letter it
-                    log.error(
-                        'event %s could not be applied', idempotency_key(event_type, event), exc_info=True
-                    )
-                    outcomes[index] = f'processing failed: {type(error).__name__}: {error}'[:500]
+            for run in _runs_of_incoming(parsed):
+                if len(run) > 1:
+                    try:
+                        with session.begin_nested():
+                            notifications += self._incoming(session, [event for _, _, event in run]) or []
+                        continue
+                    except (OperationalError, InterfaceError):
+                        raise  # the database is away: nothing of the batch is done, it comes again
+                    except Exception as error:  # one by one, to find the event at fault
+                        log.info('a run of %d incoming calls goes one by one: %s', len(run), error)
+                for index, event_type, event in run:
+                    outcome = self._apply_alone(session, event_type, event, notifications)
+                    outcomes[index] = outcome
         self._notify(notifications)
         return outcomes
+
+    def _apply_alone(
+        self, session: Session, event_type: str, event: Event, notifications: list[Notification]
+    ) -> str | None:
+        """One event in a savepoint of its own; the dead-letter reason if it can never be applied."""
+        try:
+            with session.begin_nested():
+                notifications += self._apply(session, event_type, event) or []
+        except IntegrityError:  # another process applied the same event at the same moment
+            log.info('event %s applied concurrently elsewhere', idempotency_key(event_type, event))
+        except (OperationalError, InterfaceError):
+            raise  # the database is away: nothing of the batch is done, it comes again
+        except Exception as error:  # a bug must not hold the queue up for ever: dead-letter it
+            log.error('event %s could not be applied', idempotency_key(event_type, event), exc_info=True)
+            return f'processing failed: {type(error).__name__}: {error}'[:500]
+        return None
 
     def accept(self, event_type: str, body: dict) -> bool:
         """An event from the HTTP API: validated (BadEvent names the field), applied and committed.
@@ -216,6 +235,8 @@ class CallService:
 
     def _apply(self, session: Session, event_type: str, event: Event) -> list[Notification] | None:
         """The event's effect and what to tell the screens; None when it is a repeat."""
+        if isinstance(event, CallIncoming):
+            return self._incoming(session, [event])
         key = idempotency_key(event_type, event)
         if session.scalar(select(InboundEvent.id).where(InboundEvent.key == key)) is not None:
             log.info('repeated event %s ignored', key)
@@ -229,8 +250,6 @@ class CallService:
             received_at=utcnow(),
         )
         session.add(record)
-        if isinstance(event, CallIncoming):
-            return self._incoming(session, event)
         if isinstance(event, CallAnswered | CallEnded):
             call = session.scalar(select(Call).where(Call.call_id == event.call_id))
             if call is None:
@@ -247,69 +266,23 @@ class CallService:
             return []
         raise AssertionError(event_type)
 
-    def _incoming(self, session: Session, event: CallIncoming) -> list[Notification]:
-        if session.scalar(select(Call.id).where(Call.call_id == event.call_id)) is not None:
-            log.warning('incoming call_id %s already known (another key): ignored', event.call_id)
-            return []
-        operator = session.scalar(
-            select(User).where(User.extension == event.to_extension, User.active.is_(True))
-        )
-        if operator is None:
-            log.warning(
-                'incoming call %s to unknown extension %s: recorded, nobody to show it to',
-                event.call_id,
-                event.to_extension,
-            )
-        number = phone_key(event.from_) or event.from_
-        matches = _borrowers_by_phone(session, number)
-        borrower = matches[0] if matches else None
-        communication = Communication(
-            borrower_id=borrower.id if borrower else None,
-            operator_id=operator.id if operator else None,
-            channel='call_in',
-            direction='in',
-            started_at=event.at,
-            phone=number[:15],
-            call_id=event.call_id,
-        )
-        session.add(communication)
-        session.flush()
-        call = Call(
-            call_id=event.call_id,
-            direction='in',
-            state='ringing',
-            number=number,
-            extension=event.to_extension,
-            operator_id=operator.id if operator else None,
-            borrower_id=borrower.id if borrower else None,
-            communication_id=communication.id,
-            started_at=event.at,
-            other_borrower_ids=','.join(str(b.id) for b in matches[1:11]) or None,
-        )
-        session.add(call)
-        if borrower is not None:
-            borrower.last_contact_at = max(filter(None, [borrower.last_contact_at, event.at]))
-        session.flush()
-        notifications: list[Notification] = [
-            {
-                'kind': 'screen_pop',
-                'extension': event.to_extension,
-                'call_id': event.call_id,
-                'borrower_id': call.borrower_id,
-                'borrower_name': borrower.full_name if borrower else None,
-                'number': number,
-                'at': event.at.isoformat(),
-            }
-        ]
-        for parked in session.scalars(
+    def _incoming(self, session: Session, events: Sequence[CallIncoming]) -> list[Notification] | None:
+        """Record the calls (see ``incoming``), then apply what arrived for them before they did."""
+        recorded = record_incoming(session, events)
+        if not recorded.new_call_ids:
+            return None if recorded.repeats == len(events) else []
+        notifications = recorded.notifications
+        parked = session.scalars(
             select(InboundEvent)
-            .where(InboundEvent.call_id == event.call_id, InboundEvent.status == 'parked')
+            .where(InboundEvent.call_id.in_(recorded.new_call_ids), InboundEvent.status == 'parked')
             .order_by(InboundEvent.id)
-        ).all():
-            early = parse_event(parked.type, json.loads(parked.body))
+        ).all()
+        for early_record in parked:
+            early = parse_event(early_record.type, json.loads(early_record.body))
             assert isinstance(early, CallAnswered | CallEnded)
-            parked.status = 'applied'
-            log.info('applying parked %s for call %s', parked.type, event.call_id)
+            early_record.status = 'applied'
+            log.info('applying parked %s for call %s', early_record.type, early.call_id)
+            call = session.scalar(select(Call).where(Call.call_id == early.call_id))
             notifications += self._call_event(session, call, early)
         return notifications
 
@@ -344,13 +317,13 @@ class CallService:
 
     def _chat(self, session: Session, event: ChatMessage, record: InboundEvent) -> list[Notification]:
         number = phone_key(event.from_)
-        matches = _borrowers_by_phone(session, number) if number else []
-        if not matches:
+        holder_id = _first_holder(session, number)
+        if holder_id is not None:
+            borrower = session.get(Borrower, holder_id)
+        else:
             borrower = session.scalar(select(Borrower).where(Borrower.pin == event.from_))
-            matches = [borrower] if borrower else []
-        if not matches:
+        if borrower is None:
             log.warning('chat %s from unknown %s: stored without a borrower', event.chat_id, event.from_)
-        borrower = matches[0] if matches else None
         session.add(
             Communication(
                 borrower_id=borrower.id if borrower else None,
@@ -378,7 +351,7 @@ class CallService:
         with self._sessions.begin() as session:
             self._require_free(session, actor)
             if borrower_id is None:
-                borrower_id = next((b.id for b in _borrowers_by_phone(session, normalised)), None)
+                borrower_id = _first_holder(session, normalised)
             if borrower_id is not None:
                 verdict = self._compliance.outgoing_call_in(session, borrower_id, now=now)
                 if not verdict.allowed:
@@ -638,18 +611,25 @@ def _validate_result(
     return amount, promise_date, callback_at
 
 
-def _borrowers_by_phone(session: Session, number: str | None) -> list[Borrower]:
-    """Borrowers with this phone: active before archived, the most recent loan first."""
+def _runs_of_incoming(
+    parsed: list[tuple[int, str, Event]],
+) -> list[list[tuple[int, str, Event]]]:
+    """The batch in order, cut into runs: consecutive incoming calls together, anything else alone."""
+    runs: list[list[tuple[int, str, Event]]] = []
+    for item in parsed:
+        if runs and isinstance(item[2], CallIncoming) and isinstance(runs[-1][-1][2], CallIncoming):
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
+
+
+def _first_holder(session: Session, number: str | None) -> int | None:
+    """The borrower a call or message from this number is about, if anyone holds it."""
     if not number:
-        return []
-    latest_loan = select(func.max(Loan.issued_on)).where(Loan.borrower_id == Borrower.id).scalar_subquery()
-    return list(
-        session.scalars(
-            select(Borrower)
-            .where(Borrower.id.in_(select(BorrowerPhone.borrower_id).where(BorrowerPhone.phone == number)))
-            .order_by(Borrower.archived, latest_loan.desc().nulls_last(), Borrower.id.desc())
-        )
-    )
+        return None
+    found = holders_of(session, {number}).get(number)
+    return found[0].id if found else None
 
 
 def _seconds(call: Call, ended_at: datetime) -> int:

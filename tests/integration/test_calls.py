@@ -479,3 +479,93 @@ def test_an_event_that_breaks_the_code_is_dead_lettered_not_retried_for_ever(
     monkeypatch.setattr(CallService, '_call_event', original)
     assert outcome == ['processing failed: RuntimeError: a bug', None]
     assert len(rows(sessions, Call, call_id=good['call_id'])) == 1
+
+
+def as_deliveries(*events: tuple[str, dict[str, Any]]) -> list[Delivery]:
+    return [Delivery(event_type, json.dumps(body).encode()) for event_type, body in events]
+
+
+def test_a_batch_of_incoming_calls_has_the_effect_of_each_one_alone(calls, bus, sessions, operator) -> None:
+    """A burst is recorded set-wise; every case the one-by-one path knows must come out the same."""
+    shared, own, twice = unique_phone(), unique_phone(), unique_phone()
+    older = make_borrower(sessions, last='Старший', phones=(shared,))
+    newer = make_borrower(sessions, last='Младший', phones=(shared,))
+    alone = make_borrower(sessions, last='Одинокий', phones=(own,))
+    regular = make_borrower(sessions, last='Частый', phones=(twice,))
+    with sessions.begin() as session:
+        session.get(Borrower, newer.id).loans[0].issued_on = date(2026, 11, 1)
+    seen_before = incoming(f'pbx-{unique()}', unique_phone(), operator.extension)
+    deliver(calls, 'telephony.call.incoming', seen_before)
+    bus.ui.clear()
+    ids = [f'pbx-{unique()}' for _ in range(6)]
+    early_answer = {'call_id': ids[5], 'at': '2026-11-26T12:00:30+03:00'}
+    outcome = calls.handle_deliveries(
+        as_deliveries(
+            ('telephony.call.answered', early_answer),
+            ('telephony.call.incoming', incoming(ids[0], shared, operator.extension)),
+            ('telephony.call.incoming', incoming(ids[1], '8' + own[1:], operator.extension)),
+            ('telephony.call.incoming', incoming(ids[2], 'anonymous', operator.extension)),
+            ('telephony.call.incoming', incoming(ids[3], twice, '0000')),
+            ('telephony.call.incoming', seen_before),
+            (
+                'telephony.call.incoming',
+                incoming(ids[4], twice, operator.extension, '2026-11-26T12:05:00+03:00'),
+            ),
+            (
+                'telephony.call.incoming',
+                incoming(ids[4], twice, operator.extension, '2026-11-26T12:05:00+03:00'),
+            ),
+            ('telephony.call.incoming', incoming(ids[5], own, operator.extension)),
+        )
+    )
+    assert outcome == [None] * 9
+    by_id = {c.call_id: c for c in rows(sessions, Call) if c.call_id in ids}
+    assert [by_id[i].borrower_id for i in ids] == [newer.id, alone.id, None, regular.id, regular.id, alone.id]
+    assert by_id[ids[0]].other_borrower_ids == str(older.id)
+    assert by_id[ids[3]].operator_id is None and by_id[ids[4]].operator_id == operator.id
+    assert by_id[ids[5]].state == 'active'  # the answer that came first was applied when the call appeared
+    for call_id in ids:
+        (communication,) = rows(sessions, Communication, call_id=call_id)
+        assert communication.id == by_id[call_id].communication_id
+        assert communication.borrower_id == by_id[call_id].borrower_id
+    assert len(rows(sessions, Call, call_id=seen_before['call_id'])) == 1
+    with sessions() as session:
+        assert session.get(Borrower, regular.id).last_contact_at == datetime(2026, 11, 26, 9, 5, tzinfo=UTC)
+    pops = [n for n in bus.ui if n['kind'] == 'screen_pop']
+    assert [n['call_id'] for n in pops] == ids
+    assert [n['borrower_name'] for n in pops[:3]] == ['Младший Тест Тестович', 'Одинокий Тест Тестович', None]
+    assert bus.ui[-1] == {
+        'kind': 'call_state',
+        'extension': operator.extension,
+        'call_id': ids[5],
+        'state': 'active',
+        'borrower_id': alone.id,
+    }
+
+
+def test_a_run_of_incoming_calls_that_fails_is_retried_one_by_one(
+    calls, sessions, operator, monkeypatch
+) -> None:
+    """A bug hit by one event of a burst dead-letters that event alone; the rest is recorded."""
+    import crm.services.incoming as incoming_module
+
+    poison = unique_phone()
+    original = incoming_module.phone_key
+
+    def breaks_on_poison(number: str) -> str | None:
+        if number == poison:
+            raise RuntimeError('a bug')
+        return original(number)
+
+    monkeypatch.setattr(incoming_module, 'phone_key', breaks_on_poison)
+    ids = [f'pbx-{unique()}' for _ in range(3)]
+    outcome = calls.handle_deliveries(
+        as_deliveries(
+            ('telephony.call.incoming', incoming(ids[0], unique_phone(), operator.extension)),
+            ('telephony.call.incoming', incoming(ids[1], poison, operator.extension)),
+            ('telephony.call.incoming', incoming(ids[2], unique_phone(), operator.extension)),
+        )
+    )
+    assert outcome == [None, 'processing failed: RuntimeError: a bug', None]
+    assert [len(rows(sessions, Call, call_id=i)) for i in ids] == [1, 0, 1]
+    assert [len(rows(sessions, InboundEvent, call_id=i)) for i in ids] == [1, 0, 1]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
+from nicegui import ui
 from nicegui.testing import User
 
 WAIT = 50  # should_see retries 0.1 s apart: pages run services in threads, on PostgreSQL too
@@ -13,6 +15,31 @@ WAIT = 50  # should_see retries 0.1 s apart: pages run services in threads, on P
 @pytest.fixture(autouse=True)
 def _app_environment(app_env: str) -> None:
     """Requested for every UI test so app.py finds the test database before the user fixture starts it."""
+
+
+@pytest.fixture(autouse=True)
+def _navigation_stays_with_its_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With several simulated users, NiceGUI points the global ``ui.navigate`` at whichever user was
+    touched last, and every update sent to a user's page touches that user. So a login's redirect
+    could open the page for another user whose page was still loading. Updates leave it as it was."""
+    patch_outbox = User._patch_outbox_emit_function
+
+    def patched(user: User) -> None:
+        patch_outbox(user)
+        outbox = object.__getattribute__(user, 'client').outbox
+        emit = outbox._emit
+
+        async def emit_keeping_navigation(message: Any) -> None:
+            kept = ui.navigate, ui.notify, ui.download
+            try:
+                await emit(message)
+            finally:
+                if ui.navigate is object.__getattribute__(user, 'navigate'):  # turned to this user
+                    ui.navigate, ui.notify, ui.download = kept
+
+        outbox._emit = emit_keeping_navigation
+
+    monkeypatch.setattr(User, '_patch_outbox_emit_function', patched)
 
 
 async def log_in(user: User, login: str, password: str, *, path: str = '/') -> None:

@@ -35,7 +35,10 @@ async def ring(user: User, phone: str, extension: str) -> str:
 
 def sees(user: User, text: str) -> bool:
     with user:
-        return any(text in (getattr(e, 'text', '') or '') for e in ui.context.client.elements.values())
+        shown = (
+            getattr(e, 'text', '') or getattr(e, 'content', '') for e in ui.context.client.elements.values()
+        )
+        return any(text in (content or '') for content in shown)
 
 
 async def test_ring_pops_the_card_in_the_operators_tab_and_nowhere_else(
