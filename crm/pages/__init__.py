@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from nicegui import app
+from nicegui import app, background_tasks
 
+from crm import gc_pacing
 from crm.api import routes as api_routes
 from crm.bootstrap import Services
 from crm.pages import admin, borrower_list, card, login, search
@@ -27,6 +28,8 @@ def register_pages(services: Services) -> LiveHub:
         await asyncio.to_thread(services.bus.start, services.calls.handle_deliveries, hub.on_ui)
         if services.pbx is not None:
             services.pbx.attach()
+        if gc_pacing.take_over_full_collections():
+            background_tasks.create(gc_pacing.collect_periodically(), name='full garbage collections')
 
     async def stop_bus() -> None:
         await asyncio.to_thread(services.bus.stop)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from html import escape
 from typing import TYPE_CHECKING
 
 from nicegui import run, ui
@@ -36,107 +37,166 @@ BUSY = 'Сначала завершите текущий звонок'
 RESULT_FIRST = 'Сначала сохраните результат предыдущего звонка'
 
 
-def render(ws: Workspace) -> None:
-    call, card = ws.call, ws.card
-    if call is None and card is None:
-        return
-    icon, style = STATE_STYLES.get(call.state if call else '', ('call', 'bg-white border-slate-300'))
-    with ui.card().classes(f'w-full border-l-4 {style}').props('flat bordered'):
-        with ui.row().classes('w-full items-center gap-4'):
-            ui.icon(icon, size='md')
-            status(call)
-            ui.space()
-            buttons(ws)
-        if ws.card is not None and ws.verdict is not None and not ws.verdict.allowed:
-            with ui.row().classes('items-center gap-1 text-sm text-red-800'):
-                ui.icon('block', size='xs')
-                reason = ws.verdict.reason or 'Звонок запрещён'
-                if ws.verdict.next_allowed_at:
-                    reason += f'. Можно будет: {fmt.moment(ws.verdict.next_allowed_at)} МСК'
-                ui.label(reason).props('data-testid=call-refusal')
-        if call is not None and call.others:
-            with ui.row().classes('items-center gap-2 text-sm'):
-                ui.label('Этот номер также у:')
-                for other in call.others:
-                    ui.button(other.full_name, on_click=lambda o=other: ws.link_and_show(o.id)).props(
-                        'flat dense no-caps size=sm'
+class CallPanel:
+    """Built once per tab and changed in place: a ring then sends a few changed texts and props, not a
+    new panel (the browser re-renders the page for every update; new Quasar components cost most)."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.box = ui.card().props('flat bordered')
+        with self.box:
+            with ui.row().classes('w-full items-center gap-4'):
+                self.icon = ui.icon('call', size='md')
+                self.status = ui.html('', sanitize=False)  # markup built from escaped data in _status
+                ui.space()
+                with ui.row().classes('items-center gap-2'):
+                    self.new_call = CallButton('Новый звонок', 'add_call', lambda: new_call(ws), 'positive')
+                    self.dial = CallButton('Набрать номер', 'dialpad', lambda: dial_dialog(ws))
+                    self.hold = CallButton('Удерживать звонок', 'pause', lambda: hold_or_resume(ws))
+                    self.transfer = CallButton(
+                        'Перевести звонок', 'phone_forwarded', lambda: transfer_dialog(ws)
                     )
-        if call is not None and call.needs_result:
-            result_form(ws, call)
+                    self.hangup = CallButton('Завершить звонок', 'call_end', lambda: hang_up(ws), 'negative')
+            with ui.row().classes('items-center gap-1 text-sm text-red-800') as self.refusal_row:
+                ui.icon('block', size='xs')
+                self.refusal = ui.label('').props('data-testid=call-refusal')
+            self.others = ui.row().classes('items-center gap-2 text-sm')
+            self.result_area = ui.column().classes('w-full gap-0')
+        self._others_shown: tuple = ()
+        self._result_for: str | None = None
 
+    def update(self) -> None:
+        ws = self.ws
+        call, card = ws.call, ws.card
+        self.box.set_visibility(call is not None or card is not None)
+        icon, style = STATE_STYLES.get(call.state if call else '', ('call', 'bg-white border-slate-300'))
+        self.box.classes(replace=f'w-full border-l-4 {style}')
+        self.icon.props['name'] = icon
+        self.status.set_content(_status(call))
+        self._buttons()
+        reason = None
+        if card is not None and ws.verdict is not None and not ws.verdict.allowed:
+            reason = ws.verdict.reason or 'Звонок запрещён'
+            if ws.verdict.next_allowed_at:
+                reason += f'. Можно будет: {fmt.moment(ws.verdict.next_allowed_at)} МСК'
+        self.refusal_row.set_visibility(reason is not None)
+        self.refusal.set_text(reason or '')
+        self._other_holders(call.others if call is not None else ())
+        self._result_form(call if call is not None and call.needs_result else None)
 
-def status(call: CallView | None) -> None:
-    with ui.column().classes('gap-0'):
-        if call is None:
-            ui.label('Нет активного звонка').classes('font-medium')
-            return
-        title = call.state_label
-        if call.state == 'ringing':
-            title += ' — снимите трубку'
-        if call.state == 'transferred' and call.transferred_to:
-            title += f' на {call.transferred_to}'
-        ui.label(title).classes('text-base font-semibold').props('data-testid=call-state')
-        who = call.borrower_name or 'Неизвестный номер'
-        ui.label(f'{format_phone(call.number)} · {who}').classes('text-sm')
-        if call.live:
-            # the browser counts the seconds (CALL_TIMER_JS): a server push per second per tab would not scale
-            start = call.answered_at or call.started_at
-            seconds = max(0, int((datetime.now(UTC) - start).total_seconds()))
-            ui.label(fmt.duration(seconds) or '0:00').classes('text-sm tabular-nums').props(
-                f'data-call-since={int(start.timestamp() * 1000)}'
-            )
-        elif call.duration_s is not None:
-            ui.label(f'Длительность {fmt.duration(call.duration_s) or "0:00"}').classes('text-sm')
-
-
-def buttons(ws: Workspace) -> None:
-    call, card = ws.call, ws.card
-    live = call is not None and call.live
-    pending = call is not None and call.needs_result
-    busy_reason = BUSY if live else RESULT_FIRST if pending else None
-    with ui.row().classes('items-center gap-2'):
+    def _buttons(self) -> None:
+        ws = self.ws
+        call, card = ws.call, ws.card
+        live = call is not None and call.live
+        pending = call is not None and call.needs_result
+        busy_reason = BUSY if live else RESULT_FIRST if pending else None
         new_call_reason = busy_reason
         if new_call_reason is None and card is not None and not card.phones:
             new_call_reason = 'У заёмщика нет телефона'
         if new_call_reason is None and ws.verdict is not None and not ws.verdict.allowed:
             new_call_reason = ws.verdict.reason
-        if card is not None:
-            button('Новый звонок', 'add_call', lambda: new_call(ws), new_call_reason, color='positive')
-        button('Набрать номер', 'dialpad', lambda: dial_dialog(ws), busy_reason)
-        if call is not None and call.state == 'on_hold':
-            button(
-                'Вернуть звонок', 'play_arrow', lambda: ws.act(ws.services.calls.resume, call.call_id), None
-            )
-        else:
-            hold_reason = None if call is not None and call.state == 'active' else 'Нет разговора'
-            button(
-                'Удерживать звонок',
-                'pause',
-                lambda: ws.act(ws.services.calls.hold, call.call_id),
-                hold_reason,
-            )
-        transfer_reason = (
-            None if call is not None and call.state in ('active', 'on_hold') else 'Нет разговора'
+        self.new_call.show(card is not None, new_call_reason)
+        self.dial.show(True, busy_reason)
+        on_hold = call is not None and call.state == 'on_hold'
+        self.hold.relabel(
+            'Вернуть звонок' if on_hold else 'Удерживать звонок', 'play_arrow' if on_hold else 'pause'
         )
-        button('Перевести звонок', 'phone_forwarded', lambda: transfer_dialog(ws), transfer_reason)
-        end_reason = None if live else 'Нет звонка'
-        button(
-            'Завершить звонок',
-            'call_end',
-            lambda: ws.act(ws.services.calls.hangup, call.call_id),
-            end_reason,
-            color='negative',
+        self.hold.show(
+            True, None if call is not None and call.state in ('active', 'on_hold') else 'Нет разговора'
         )
+        talking = call is not None and call.state in ('active', 'on_hold')
+        self.transfer.show(True, None if talking else 'Нет разговора')
+        self.hangup.show(True, None if live else 'Нет звонка')
+
+    def _other_holders(self, others: tuple) -> None:
+        """Other borrowers with the caller's number; redrawn only when they change."""
+        if others == self._others_shown:
+            return
+        self._others_shown = others
+        self.others.clear()
+        self.others.set_visibility(bool(others))
+        with self.others:
+            if others:
+                ui.label('Этот номер также у:')
+            for other in others:
+                ui.button(other.full_name, on_click=lambda o=other: self.ws.link_and_show(o.id)).props(
+                    'flat dense no-caps size=sm'
+                )
+
+    def _result_form(self, call: CallView | None) -> None:
+        """The result form while a finished call waits for it; kept as typed until the call changes."""
+        call_id = call.call_id if call is not None else None
+        if call_id == self._result_for:
+            return
+        self._result_for = call_id
+        self.result_area.clear()
+        if call is not None:
+            with self.result_area:
+                result_form(self.ws, call)
 
 
-def button(label: str, icon: str, action, refusal: str | None, color: str = 'primary') -> ui.button:
-    """A call button; when it can't be used it is disabled and says why on hover."""
-    with ui.element('span'):
-        widget = ui.button(label, icon=icon, on_click=action, color=color).props('no-caps unelevated')
+class CallButton:
+    """A call button; when it can't be used it is disabled and says why on hover (the title)."""
+
+    def __init__(self, label: str, icon: str, action, color: str = 'primary') -> None:
+        self.wrapper = ui.element('span')
+        with self.wrapper:
+            self.button = ui.button(label, icon=icon, on_click=action, color=color).props(
+                'no-caps unelevated'
+            )
+
+    def show(self, visible: bool, refusal: str | None) -> None:
+        self.wrapper.set_visibility(visible)
+        self.button.set_enabled(refusal is None)
         if refusal:
-            widget.disable()
-            ui.tooltip(refusal)
-    return widget
+            self.wrapper.props['title'] = refusal
+        else:
+            self.wrapper.props.pop('title', None)
+
+    def relabel(self, label: str, icon: str) -> None:
+        self.button.set_text(label)
+        self.button.props['icon'] = icon
+
+
+def _status(call: CallView | None) -> str:
+    """The call's state, number, caller and timer as markup (every datum escaped)."""
+    if call is None:
+        return '<div class="font-medium">Нет активного звонка</div>'
+    title = call.state_label
+    if call.state == 'ringing':
+        title += ' — снимите трубку'
+    if call.state == 'transferred' and call.transferred_to:
+        title += f' на {call.transferred_to}'
+    who = call.borrower_name or 'Неизвестный номер'
+    lines = [
+        f'<div class="text-base font-semibold" data-testid="call-state">{escape(title)}</div>',
+        f'<div class="text-sm">{escape(format_phone(call.number))} · {escape(who)}</div>',
+    ]
+    if call.live:
+        # the browser counts the seconds (CALL_TIMER_JS): a server push per second per tab would not scale
+        start = call.answered_at or call.started_at
+        seconds = max(0, int((datetime.now(UTC) - start).total_seconds()))
+        since = int(start.timestamp() * 1000)
+        shown = fmt.duration(seconds) or '0:00'
+        lines.append(f'<div class="text-sm tabular-nums" data-call-since="{since}">{shown}</div>')
+    elif call.duration_s is not None:
+        lines.append(
+            f'<div class="text-sm">Длительность {escape(fmt.duration(call.duration_s) or "0:00")}</div>'
+        )
+    return ''.join(lines)
+
+
+async def hold_or_resume(ws: Workspace) -> None:
+    call = ws.call
+    if call is None:
+        return
+    action = ws.services.calls.resume if call.state == 'on_hold' else ws.services.calls.hold
+    await ws.act(action, call.call_id)
+
+
+async def hang_up(ws: Workspace) -> None:
+    if ws.call is not None:
+        await ws.act(ws.services.calls.hangup, ws.call.call_id)
 
 
 async def new_call(ws: Workspace) -> None:

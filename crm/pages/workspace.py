@@ -27,7 +27,7 @@ class Workspace:
         self.call: CallView | None = None
         self.card: BorrowerCard | None = None
         self.verdict: Verdict | None = None
-        self.call_area = ui.column().classes('w-full gap-2')
+        self.panel = call_panel.CallPanel(self)
         self.content = ui.column().classes('w-full gap-4')
         self._history: card_view.HistoryPanel | None = None
         self.result_options: list[ResultOption] = []
@@ -171,9 +171,7 @@ class Workspace:
 
     # --- call controls ---------------------------------------------------------------------------
     def render_call(self) -> None:
-        self.call_area.clear()
-        with self.call_area:
-            call_panel.render(self)
+        self.panel.update()
 
     async def act(self, action, *args, **kwargs) -> CallView | None:
         """Run a call service action off the loop; show a refusal as a notification."""
