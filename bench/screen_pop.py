@@ -8,7 +8,10 @@ is wiped, migrated and seeded on every run; the app runs as a subprocess on a fr
 1. Pop latency: `--calls` incoming calls, one at a time, round-robin over the tabs' extensions, each
    for a different borrower with a phone of their own. A MutationObserver in each tab stamps the moment
    the borrower's full name reaches the DOM (epoch ms), and the moment the card's 'PIN: …' line does;
-   latency = that stamp - the wall clock taken just before basic_publish (or the HTTP POST).
+   latency = that stamp - the wall clock taken just before basic_publish (or the HTTP POST). The next
+   call goes `--interval` seconds after the card is shown (two calls a second: several times the
+   busiest hour of a hundred-seat centre). Then `--back-to-back` more calls with no pause at all,
+   reported apart: there the browsers still lay out and paint the last card on the same two cores.
 2. Throughput: `--burst` incoming calls to extensions without open tabs, published as fast as possible
    from a few threads (no confirms), until `SELECT count(*) FROM calls` shows them all committed.
 
@@ -141,6 +144,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--tabs', type=int, default=100, help='operator tabs open in Chromium')
     parser.add_argument('--calls', type=int, default=200, help='timed screen pops, one at a time')
+    parser.add_argument(
+        '--interval',
+        type=float,
+        default=0.5,
+        help='seconds from one pop (name and card shown) to the next call',
+    )
+    parser.add_argument(
+        '--back-to-back',
+        type=int,
+        default=200,
+        help='more pops after those, each call right after the last card (reported apart)',
+    )
     parser.add_argument('--burst', type=int, default=5000, help='incoming calls for the throughput run')
     parser.add_argument('--borrowers', type=int, default=2000, help='demo borrowers seeded')
     parser.add_argument('--login-concurrency', type=int, default=6, help='logins run at the same time')
@@ -160,8 +175,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument('--records', type=Path, help='write every timed pop here, one JSON object a line')
     args = parser.parse_args(argv)
-    if args.tabs < 1 or args.calls < 1 or args.burst < 0:
-        parser.error('--tabs and --calls must be positive, --burst not negative')
+    if args.tabs < 1 or args.calls < 1 or args.burst < 0 or args.back_to_back < 0 or args.interval < 0:
+        parser.error('--tabs and --calls must be positive; --burst, --back-to-back, --interval not negative')
     return args
 
 
@@ -548,18 +563,21 @@ class PopRun:
 
 
 async def run_pops(
-    tabs: list[Tab], publisher: Publisher, fixture: Fixture, args: argparse.Namespace
+    tabs: list[Tab],
+    publisher: Publisher,
+    targets: Sequence[Target],
+    interval: float,
+    args: argparse.Namespace,
 ) -> PopRun:
-    """One call at a time: arm the target tab (and a few witnesses), publish, wait for the stamp."""
-    if len(fixture.targets) < args.calls:
-        raise RuntimeError(f'only {len(fixture.targets)} borrowers have a phone of their own')
+    """One call at a time: arm the target tab (and a few witnesses), publish, wait for the stamps
+    (name and card), then ``interval`` seconds before the next call."""
     rng = random.Random(SEED)
     run = PopRun()
     popped: set[int] = set()
     watched: dict[str, list[int]] = {}
-    for number in range(args.calls):
+    for number, target in enumerate(targets):
         index = number % len(tabs)
-        tab, target = tabs[index], fixture.targets[number]
+        tab = tabs[index]
         call_id = f'bench-pop-{uuid.uuid4()}'
         others = [i for i in range(len(tabs)) if i != index]
         witnesses = rng.sample(others, min(args.witnesses, len(others)))
@@ -588,9 +606,10 @@ async def run_pops(
             log.info(
                 '%d/%d pops, median so far %.1f ms',
                 number + 1,
-                args.calls,
+                len(targets),
                 statistics.median(done) if done else float('nan'),
             )
+        await asyncio.sleep(interval)
     await asyncio.sleep(0.5)  # a stray pop may come a little after the right one
     owner = {r.call_id: r.tab for r in run.records}
     for index, tab in enumerate(tabs):
@@ -825,12 +844,23 @@ async def measure(
                     if consumers != 1:
                         log.warning('%s has %d consumers: not only this app', EVENTS_QUEUE, consumers)
                 await asyncio.sleep(1.0)  # let the tabs settle after their logins
+                wanted = args.calls + args.back_to_back
+                if len(fixture.targets) < wanted:
+                    raise RuntimeError(f'only {len(fixture.targets)} borrowers have a phone of their own')
                 publisher = Publisher(amqp_url, app)
                 try:
-                    pops = await run_pops(tabs, publisher, fixture, args)
+                    log.info('%d calls, %.2f s after each pop', args.calls, args.interval)
+                    pops = await run_pops(tabs, publisher, fixture.targets[: args.calls], args.interval, args)
+                    rushed = None
+                    if args.back_to_back:
+                        log.info('%d calls back to back', args.back_to_back)
+                        rushed = await run_pops(
+                            tabs, publisher, fixture.targets[args.calls : wanted], 0.0, args
+                        )
                 finally:
                     publisher.close()
                 result['pops'] = pops
+                result['back_to_back'] = rushed
                 if args.records:
                     write_records(args.records, pops.records, tabs)
                 result['stages'] = stages(engine, pops.records)
@@ -840,6 +870,19 @@ async def measure(
     finally:
         engine.dispose()
     return result
+
+
+def back_to_back(run: PopRun | None) -> dict[str, Any] | None:
+    """The pops measured with no pause between one card and the next call."""
+    if run is None:
+        return None
+    return {
+        'calls': len(run.records),
+        'timeouts': sum(r.seen_ms is None for r in run.records),
+        'pop_ms': summary([r.seen_ms - r.published_ms for r in run.records if r.seen_ms is not None]),
+        'full_card_ms': summary([r.card_ms - r.published_ms for r in run.records if r.card_ms is not None]),
+        'stray_pops': len(run.stray),
+    }
 
 
 def report(args: argparse.Namespace, backend: Backend, measured: dict[str, Any]) -> dict[str, Any]:
@@ -862,6 +905,7 @@ def report(args: argparse.Namespace, backend: Backend, measured: dict[str, Any])
         'backend': backend.name,
         'tabs': args.tabs,
         'calls': len(pops.records),
+        'interval_s': args.interval,
         'timeouts': timeouts,
         'pop_ms': pop_ms,
         'consumer': consumer,
@@ -871,13 +915,15 @@ def report(args: argparse.Namespace, backend: Backend, measured: dict[str, Any])
             'events_per_s': bool(burst)
             and burst.committed == burst.events
             and burst.events_per_s >= TARGETS['events_per_s'],
-            'no_stray_pops': not pops.stray,
+            'no_stray_pops': not pops.stray
+            and not (measured['back_to_back'] and measured['back_to_back'].stray),
         },
         'detail': {
             'full_card_ms': summary(cards),
             'card_timeouts': sum(r.card_ms is None for r in pops.records),
             'pop_ms_first_in_tab': summary(first),
             'pop_ms_repeat_in_tab': summary(again),
+            'back_to_back': back_to_back(measured['back_to_back']),
             'stages_ms': measured['stages'],
             'stray_pops': len(pops.stray),
             'clock_offset_ms': {

@@ -5,7 +5,8 @@ that holds a hundred operators' pages takes 50–150 ms, and left to itself it s
 objects have survived, which is exactly while pops flow. So the objects alive after start-up are frozen
 (never scanned again), automatic full passes are switched off, and a full pass runs every
 ``FULL_PASS_EVERY_S`` seconds on the event loop instead. The young generations still collect by
-themselves: their passes take about a millisecond.
+themselves: their passes take about a millisecond. With a hundred tabs a full pass takes about a second,
+so it waits for a quiet moment on the live path (no notification for a couple of seconds).
 
 Python 3.14's incremental collector bounds its pauses by itself; there the defaults are kept.
 """
@@ -17,10 +18,14 @@ import gc
 import logging
 import sys
 import time
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
-FULL_PASS_EVERY_S = 60.0
+FULL_PASS_EVERY_S = 60.0  # at most this often...
+QUIET_S = 2.0  # ...when the screens have had nothing for this long...
+AT_MOST_S = 600.0  # ...and at least this often, busy or not
+CHECK_S = 1.0
 NEVER = 1_000_000_000  # young collections before a full one is considered: in effect, never
 
 
@@ -35,12 +40,30 @@ def take_over_full_collections() -> bool:
     return True
 
 
-async def collect_periodically(every_s: float = FULL_PASS_EVERY_S) -> None:
-    """Run the full passes that ``take_over_full_collections`` took from the interpreter."""
+async def collect_when_quiet(
+    quiet_for: Callable[[], float],
+    *,
+    every_s: float = FULL_PASS_EVERY_S,
+    quiet_s: float = QUIET_S,
+    at_most_s: float = AT_MOST_S,
+    check_s: float = CHECK_S,
+) -> None:
+    """Run the full passes that ``take_over_full_collections`` took from the interpreter.
+
+    A pass runs once ``every_s`` has gone by and nothing has reached the screens for ``quiet_s``
+    (``quiet_for`` tells how long it has been), and in any case after ``at_most_s``.
+    """
+    last = time.monotonic()
     while True:
-        await asyncio.sleep(every_s)
+        await asyncio.sleep(check_s)
+        since = time.monotonic() - last
+        if since < every_s or (since < at_most_s and quiet_for() < quiet_s):
+            continue
         started = time.perf_counter()
         found = gc.collect()
-        log.debug(
-            'full garbage collection: %d objects in %.0f ms', found, (time.perf_counter() - started) * 1000
+        last = time.monotonic()
+        log.info(
+            'full garbage collection: %d objects freed in %.0f ms',
+            found,
+            (time.perf_counter() - started) * 1000,
         )

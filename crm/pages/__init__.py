@@ -29,7 +29,9 @@ def register_pages(services: Services) -> LiveHub:
         if services.pbx is not None:
             services.pbx.attach()
         if gc_pacing.take_over_full_collections():
-            background_tasks.create(gc_pacing.collect_periodically(), name='full garbage collections')
+            background_tasks.create(
+                gc_pacing.collect_when_quiet(hub.quiet_for), name='full garbage collections'
+            )
 
     async def stop_bus() -> None:
         await asyncio.to_thread(services.bus.stop)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ class LiveHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tabs: dict[str, Tab] = {}  # client id -> tab
         self._by_extension: dict[str, dict[str, Tab]] = {}  # extension -> client id -> tab
+        self._last_dispatch = time.monotonic()
 
     def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -62,7 +64,12 @@ class LiveHub:
     def tabs_of(self, extension: str) -> list[Tab]:
         return list(self._by_extension.get(extension, {}).values())
 
+    def quiet_for(self) -> float:
+        """Seconds since the last notification reached this process's tabs."""
+        return time.monotonic() - self._last_dispatch
+
     def _dispatch(self, body: dict[str, Any]) -> None:
+        self._last_dispatch = time.monotonic()
         kind = body.get('kind')
         if kind == 'batch':
             for item in body.get('items', ()):

@@ -35,20 +35,30 @@ def test_start_up_objects_are_frozen_and_full_passes_stop(restored_gc) -> None:
     assert gc.get_threshold()[2] == gc_pacing.NEVER
 
 
-async def test_the_timer_runs_the_full_pass(restored_gc) -> None:
+async def garbage_freed(quiet_for, **timing) -> bool:
+    """Whether a cycle made now is freed by collect_when_quiet within half a second."""
     gc_pacing.take_over_full_collections()
-    gc.disable()  # nothing but the timer may collect during this test
+    gc.disable()  # nothing but the pacer may collect during this test
+    task = asyncio.create_task(gc_pacing.collect_when_quiet(quiet_for, check_s=0.005, **timing))
     try:
         node = Node()
         alive = weakref.ref(node)
         del node
-        assert alive() is not None
-        task = asyncio.create_task(gc_pacing.collect_periodically(every_s=0.01))
-        for _ in range(100):
+        for _ in range(50):
             await asyncio.sleep(0.01)
             if alive() is None:
-                break
-        task.cancel()
-        assert alive() is None
+                return True
+        return False
     finally:
+        task.cancel()
         gc.enable()
+
+
+async def test_a_full_pass_runs_when_the_screens_are_quiet(restored_gc) -> None:
+    assert await garbage_freed(lambda: 10.0, every_s=0.02, quiet_s=2.0, at_most_s=60.0)
+
+
+async def test_no_full_pass_while_pops_flow_until_it_is_overdue(restored_gc) -> None:
+    busy = lambda: 0.0  # noqa: E731
+    assert not await garbage_freed(busy, every_s=0.02, quiet_s=2.0, at_most_s=60.0)
+    assert await garbage_freed(busy, every_s=0.02, quiet_s=2.0, at_most_s=0.1)
