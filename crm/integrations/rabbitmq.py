@@ -20,6 +20,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -203,6 +204,7 @@ class RabbitBus:
         self._failures = 0
         self._last_keepalive = 0.0
 
+        self._origin = f'crm-{uuid.uuid4()}'  # marks this process's UI notifications
         self._publish_lock = threading.Lock()
         self._pub_connection: BlockingConnection | None = None
         self._pub_channel: BlockingChannel | None = None
@@ -258,7 +260,13 @@ class RabbitBus:
         self._publish(self.names.commands_exchange, routing_key, encode(body), properties)
 
     def publish_ui(self, body: dict[str, Any]) -> None:
-        properties = BasicProperties(content_type=JSON)
+        """This process's tabs hear it at once; the fanout carries it to the other processes.
+
+        The copy that comes back through this process's own queue is recognised by its origin and
+        dropped: a screen pop does not wait for a broker round trip to reach the tabs next door.
+        """
+        self._deliver_ui(body)
+        properties = BasicProperties(content_type=JSON, app_id=self._origin)
         self._publish(self.names.ui_exchange, '', encode(body), properties)
 
     def subscribe_commands(self, handler: CommandHandler) -> None:
@@ -529,10 +537,16 @@ class RabbitBus:
         self._pending.append((method, properties, body))
 
     def _on_ui_message(
-        self, _channel: BlockingChannel, _method: Basic.Deliver, _properties: BasicProperties, body: bytes
+        self, _channel: BlockingChannel, _method: Basic.Deliver, properties: BasicProperties, body: bytes
     ) -> None:
+        if properties.app_id == self._origin:  # delivered here already, when it was published
+            return
         message = _json_object(body, 'UI notification')
-        if message is None or self._on_ui is None:
+        if message is not None:
+            self._deliver_ui(message)
+
+    def _deliver_ui(self, message: dict[str, Any]) -> None:
+        if self._on_ui is None:
             return
         try:
             self._on_ui(message)

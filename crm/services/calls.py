@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -182,6 +183,11 @@ class CallService:
                 log.warning('invalid %s event: %s', delivery.routing_key, error.reason)
                 outcomes[index] = error.reason
         notifications: list[Notification] = []
+        if len(parsed) == 1:  # the usual ring: one transaction, no savepoint (two round trips fewer)
+            index, event_type, event = parsed[0]
+            outcomes[index] = self._apply_guarded(self._sessions.begin, event_type, event, notifications)
+            self._notify(notifications)
+            return outcomes
         with self._sessions.begin() as session:
             for run in _runs_of_incoming(parsed):
                 if len(run) > 1:
@@ -194,23 +200,29 @@ class CallService:
                     except Exception as error:  # one by one, to find the event at fault
                         log.info('a run of %d incoming calls goes one by one: %s', len(run), error)
                 for index, event_type, event in run:
-                    outcome = self._apply_alone(session, event_type, event, notifications)
-                    outcomes[index] = outcome
+                    outcomes[index] = self._apply_guarded(
+                        lambda: _savepoint(session), event_type, event, notifications
+                    )
         self._notify(notifications)
         return outcomes
 
-    def _apply_alone(
-        self, session: Session, event_type: str, event: Event, notifications: list[Notification]
+    def _apply_guarded(
+        self,
+        scope: Callable[[], AbstractContextManager[Session]],
+        event_type: str,
+        event: Event,
+        notifications: list[Notification],
     ) -> str | None:
-        """One event in a savepoint of its own; the dead-letter reason if it can never be applied."""
+        """One event in a transaction or savepoint of its own; the dead-letter reason if it can never
+        be applied (a bug must not hold the queue up for ever)."""
         try:
-            with session.begin_nested():
+            with scope() as session:
                 notifications += self._apply(session, event_type, event) or []
         except IntegrityError:  # another process applied the same event at the same moment
             log.info('event %s applied concurrently elsewhere', idempotency_key(event_type, event))
         except (OperationalError, InterfaceError):
             raise  # the database is away: nothing of the batch is done, it comes again
-        except Exception as error:  # a bug must not hold the queue up for ever: dead-letter it
+        except Exception as error:
             log.error('event %s could not be applied', idempotency_key(event_type, event), exc_info=True)
             return f'processing failed: {type(error).__name__}: {error}'[:500]
         return None
@@ -609,6 +621,12 @@ def _validate_result(
             raise ServiceError('Время обратного звонка должно быть в будущем')
         callback_at = result.callback_at
     return amount, promise_date, callback_at
+
+
+@contextmanager
+def _savepoint(session: Session) -> Iterator[Session]:
+    with session.begin_nested():
+        yield session
 
 
 def _runs_of_incoming(
