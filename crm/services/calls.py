@@ -284,9 +284,11 @@ class CallService:
         if not recorded.new_call_ids:
             return None if recorded.repeats == len(events) else []
         notifications = recorded.notifications
+        if not recorded.with_parked:
+            return notifications
         parked = session.scalars(
             select(InboundEvent)
-            .where(InboundEvent.call_id.in_(recorded.new_call_ids), InboundEvent.status == 'parked')
+            .where(InboundEvent.call_id.in_(recorded.with_parked), InboundEvent.status == 'parked')
             .order_by(InboundEvent.id)
         ).all()
         for early_record in parked:

@@ -14,11 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from crm.db.models import Borrower, BorrowerPhone, Call, Communication, InboundEvent, Loan, User, utcnow
 from crm.db.normalize import phone_key
+from crm.db.upsert import insert_ignoring_conflicts
 from crm.services.event_schemas import CallIncoming, idempotency_key
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class Recorded:
     notifications: list[dict[str, object]] = field(default_factory=list)
     new_call_ids: list[str] = field(default_factory=list)
     repeats: int = 0
+    with_parked: set[str] = field(default_factory=set)  # calls whose answered / ended came first
 
 
 def record_incoming(session: Session, events: Sequence[CallIncoming]) -> Recorded:
@@ -51,30 +53,23 @@ def record_incoming(session: Session, events: Sequence[CallIncoming]) -> Recorde
     Runs inside the caller's transaction and flushes nothing else of the session's.
     """
     result = Recorded()
-    fresh = _new_events(session, events, result)
+    fresh = _claim_new_events(session, events, result)
     if not fresh:
         return result
-    now = utcnow()
-    session.execute(
-        insert(InboundEvent),
-        [
-            {
-                'key': idempotency_key(INCOMING, event),
-                'type': INCOMING,
-                'call_id': event.call_id,
-                'body': event.model_dump_json(by_alias=True),
-                'status': 'applied',
-                'received_at': now,
-            }
-            for event in fresh
-        ],
-    )
-    known_calls = set(
-        session.scalars(select(Call.call_id).where(Call.call_id.in_([e.call_id for e in fresh])))
-    )
+    found = session.execute(
+        select(Call.call_id, literal('call'))
+        .where(Call.call_id.in_([e.call_id for e in fresh]))
+        .union_all(
+            select(InboundEvent.call_id, literal('parked')).where(
+                InboundEvent.call_id.in_([e.call_id for e in fresh]), InboundEvent.status == 'parked'
+            )
+        )
+    ).all()
+    known_calls = {call_id for call_id, what in found if what == 'call'}
     for call_id in known_calls:
         log.warning('incoming call_id %s already known (another key): ignored', call_id)
     fresh = [event for event in fresh if event.call_id not in known_calls]
+    result.with_parked = {call_id for call_id, what in found if what == 'parked'} - known_calls
     if not fresh:
         return result
 
@@ -172,8 +167,14 @@ def holders_of(session: Session, numbers: set[str]) -> dict[str, list[Holder]]:
     return holders
 
 
-def _new_events(session: Session, events: Sequence[CallIncoming], result: Recorded) -> list[CallIncoming]:
-    """The events not seen before, each once (a batch may carry the same event twice)."""
+def _claim_new_events(
+    session: Session, events: Sequence[CallIncoming], result: Recorded
+) -> list[CallIncoming]:
+    """Record the events not seen before (each once) and return them; repeats are left out.
+
+    One INSERT … ON CONFLICT DO NOTHING RETURNING: a key another transaction holds makes this one wait
+    for it, then counts as a repeat, so the same event applied at once by two processes has one effect.
+    """
     by_key: dict[str, CallIncoming] = {}
     for event in events:
         key = idempotency_key(INCOMING, event)
@@ -182,11 +183,23 @@ def _new_events(session: Session, events: Sequence[CallIncoming], result: Record
             log.info('repeated event %s ignored', key)
         else:
             by_key[key] = event
-    seen = set(session.scalars(select(InboundEvent.key).where(InboundEvent.key.in_(list(by_key)))))
-    for key in seen:
+    now = utcnow()
+    rows = [
+        {
+            'key': key,
+            'type': INCOMING,
+            'call_id': event.call_id,
+            'body': event.model_dump_json(by_alias=True),
+            'status': 'applied',
+            'received_at': now,
+        }
+        for key, event in by_key.items()
+    ]
+    claimed = set(insert_ignoring_conflicts(session, InboundEvent, rows, InboundEvent.key))
+    for key in by_key.keys() - claimed:
         log.info('repeated event %s ignored', key)
-    result.repeats += len(seen)
-    return [event for key, event in by_key.items() if key not in seen]
+        result.repeats += 1
+    return [event for key, event in by_key.items() if key in claimed]
 
 
 def _operators(session: Session, extensions: set[str]) -> dict[str, int]:
