@@ -25,6 +25,10 @@ def main() -> None:
         print(error, file=sys.stderr)
         sys.exit(2)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    # The event loop shares the interpreter with the bus consumer and the database workers; a thread
+    # that wants the GIL waits at most this long (default 5 ms), which bounds how long a screen pop
+    # can wait behind a card being loaded for another tab.
+    sys.setswitchinterval(0.001)
     register_pages(services)
     ui.run(
         host=settings.host,

@@ -64,14 +64,17 @@ class CallPanel:
             self.result_area = ui.column().classes('w-full gap-0')
         self._others_shown: tuple = ()
         self._result_for: str | None = None
+        self._style = ''
 
     def update(self) -> None:
         ws = self.ws
         call, card = ws.call, ws.card
         self.box.set_visibility(call is not None or card is not None)
         icon, style = STATE_STYLES.get(call.state if call else '', ('call', 'bg-white border-slate-300'))
-        self.box.classes(replace=f'w-full border-l-4 {style}')
-        self.icon.props['name'] = icon
+        if style != self._style:  # only what changed goes to the browser
+            self._style = style
+            self.box.classes(replace=f'w-full border-l-4 {style}')
+        set_prop(self.icon, 'name', icon)
         self.status.set_content(_status(call))
         self._buttons()
         reason = None
@@ -148,14 +151,21 @@ class CallButton:
     def show(self, visible: bool, refusal: str | None) -> None:
         self.wrapper.set_visibility(visible)
         self.button.set_enabled(refusal is None)
-        if refusal:
-            self.wrapper.props['title'] = refusal
-        else:
-            self.wrapper.props.pop('title', None)
+        set_prop(self.wrapper, 'title', refusal)
 
     def relabel(self, label: str, icon: str) -> None:
         self.button.set_text(label)
-        self.button.props['icon'] = icon
+        set_prop(self.button, 'icon', icon)
+
+
+def set_prop(element: ui.element, name: str, value: str | None) -> None:
+    """Change a prop (None removes it) only if it differs: an unchanged element is not sent again."""
+    if element.props.get(name) == value:
+        return
+    if value is None:
+        element.props.pop(name, None)
+    else:
+        element.props[name] = value
 
 
 def _status(call: CallView | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -17,6 +18,8 @@ from crm.services.errors import NotFound, QueryTooShort, ServiceError
 from crm.services.views import BorrowerCard, SearchResult
 
 log = logging.getLogger(__name__)
+
+NAME_FIRST_S = 0.01
 
 
 class Workspace:
@@ -63,6 +66,9 @@ class Workspace:
         self._call_updates += 1
         updates = self._call_updates
         self.render_call()
+        # The name goes out first: the card's database work and drawing wait a moment, so that they do
+        # not compete with sending the name (and with the browser showing it) for the same cores.
+        await asyncio.sleep(NAME_FIRST_S)
 
         def load() -> tuple[CallView, BorrowerCard | None, Verdict | None]:
             call = self.services.calls.view(self.actor, call_id)
