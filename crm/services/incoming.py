@@ -2,9 +2,10 @@
 
 A call centre's PBX rings in bursts (a campaign of callbacks, the morning rush), and every ring must be
 on the operator's screen at once; so the work per batch does not grow in round trips with its size:
-one lookup each of the idempotency keys, the call ids, the extensions and the phones, then one INSERT
-each into ``inbound_events``, ``communications`` (returning the ids) and ``calls``, and one UPDATE of
-the borrowers' last contact. A single event goes the same way, as a batch of one.
+the idempotency keys claimed by one INSERT … ON CONFLICT DO NOTHING into ``inbound_events``, one query
+for calls already known and answers that came first, one lookup each of the extensions and the phones,
+one INSERT each into ``communications`` (returning the ids) and ``calls``, and one UPDATE of the
+borrowers' last contact. A single event goes the same way, as a batch of one.
 """
 
 from __future__ import annotations
