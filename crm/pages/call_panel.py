@@ -44,6 +44,7 @@ class CallPanel:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
         self.box = ui.card().props('flat bordered')
+        self.box.set_visibility(False)  # until update() knows there is a call or a card to show
         with self.box:
             with ui.row().classes('w-full items-center gap-4'):
                 self.icon = ui.icon('call', size='md')
