@@ -1,26 +1,45 @@
-"""Lender CRM: read the settings, build the services, register pages and API, serve."""
+"""Lender CRM: read the settings, build the system, register pages and API, serve."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 
-from nicegui import ui
+from nicegui import app, background_tasks, ui
 
-from crm import bootstrap
+from crm import bootstrap, gc_pacing
+from crm.api import routes as api_routes
 from crm.config import Settings
-from crm.db.migrate import DatabaseNotReady, check_ready
-from crm.integrations.rabbitmq import BusUnavailable, check_reachable
+from crm.db.migrate import DatabaseNotReady
+from crm.integrations.rabbitmq import BusUnavailable
 from crm.pages import register_pages
+from crm.pages.live import LiveHub
+
+
+def serve(system: bootstrap.System, hub: LiveHub) -> None:
+    """Tie the system's lifecycle to the web server's: it starts and stops with it."""
+
+    async def start() -> None:
+        hub.attach_loop(asyncio.get_running_loop())
+        await asyncio.to_thread(system.start, hub.on_ui)
+        if gc_pacing.take_over_full_collections():
+            background_tasks.create(
+                gc_pacing.collect_when_quiet(hub.quiet_for), name='full garbage collections'
+            )
+
+    async def stop() -> None:
+        await asyncio.to_thread(system.stop)
+
+    app.on_startup(start)
+    app.on_shutdown(stop)
 
 
 def main() -> None:
     settings = Settings.from_env()
-    services = bootstrap.build(settings)
+    system = bootstrap.build(settings)
     try:
-        check_ready(services.engine)
-        if settings.amqp_url:
-            check_reachable(settings.amqp_url)
+        system.check_ready()
     except (DatabaseNotReady, BusUnavailable) as error:
         print(error, file=sys.stderr)
         sys.exit(2)
@@ -29,7 +48,10 @@ def main() -> None:
     # that wants the GIL waits at most this long (default 5 ms), which bounds how long a screen pop
     # can wait behind a card being loaded for another tab.
     sys.setswitchinterval(0.001)
-    register_pages(services)
+    hub = LiveHub()
+    api_routes.install(app, system.services)
+    register_pages(system.services, hub)
+    serve(system, hub)
     ui.run(
         host=settings.host,
         port=settings.port,

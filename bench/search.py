@@ -31,9 +31,15 @@ from sqlalchemy.orm import Session
 from crm.db.engine import make_engine, make_sessions
 from crm.db.migrate import create_database_if_missing, head_revision, upgrade
 from crm.db.models import Borrower, BorrowerPhone, User
-from crm.db.normalize import format_phone, format_snils, inn_with_check_digits, name_key, snils_check_digits
 from crm.domain import LOAN_STATUSES, RESULT_CODES, Role
-from crm.services.actor import Actor
+from crm.domain.actor import Actor
+from crm.domain.identifiers import (
+    format_phone,
+    format_snils,
+    inn_with_check_digits,
+    name_key,
+    snils_check_digits,
+)
 from crm.services.borrowers import BorrowerService
 
 log = logging.getLogger('bench.search')

@@ -1,42 +1,96 @@
-"""The one place that builds the services and picks adapters from the settings."""
+"""The composition root: the one place that picks adapters, builds the services and runs their lifecycle.
+
+``build(settings)`` picks every adapter from the settings (the embedded default when a variable is
+unset); tests pass their own as keyword arguments — ``build(settings, engine=e, bus=RecordingBus(),
+clock=SettableClock(...))`` — and every service is constructed with them, so nothing holds a stale one.
+Nothing connects at build time. ``System.start`` starts the event consumer, the PBX simulator and every
+background worker; ``System.stop`` stops them and closes the database pool; both may be called twice.
+
+Pages and the API get ``System.services``, the use cases; never the engine or the session factory.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
 from crm.config import Settings
 from crm.db.engine import make_engine, make_sessions
-from crm.integrations.bus import EventBus, InProcessBus
+from crm.db.migrate import check_ready
+from crm.domain.clock import Clock
+from crm.integrations.bus import EventBus, InProcessBus, UiHandler
 from crm.integrations.pbx_simulator import PbxSimulator
+from crm.services import call_events, messaging
 from crm.services.api_tokens import ApiTokenService
 from crm.services.audit import AuditService
 from crm.services.auth import AuthService
 from crm.services.borrowers import BorrowerService
 from crm.services.calls import CallService
 from crm.services.compliance import ComplianceService
+from crm.services.inbound import InboundRouter, Route
+from crm.services.notifier import Notifier
 from crm.services.result_codes import ResultCodeService
 
+log = logging.getLogger(__name__)
 
-@dataclass
+
+@dataclass(frozen=True)
 class Services:
-    settings: Settings
-    engine: Engine
-    sessions: sessionmaker[Session]
-    bus: EventBus
+    """The use cases, as pages and the API see them."""
+
+    clock: Clock
     auth: AuthService
     borrowers: BorrowerService
     audit: AuditService
     compliance: ComplianceService
     calls: CallService
+    inbound: InboundRouter
     api_tokens: ApiTokenService
     result_codes: ResultCodeService
     pbx: PbxSimulator | None = None
 
-    def close(self) -> None:
-        self.engine.dispose()
+
+class System:
+    """Everything built from the settings, and when it runs."""
+
+    def __init__(self, settings: Settings, engine: Engine, bus: EventBus, services: Services) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.bus = bus
+        self.services = services
+        self._lock = threading.Lock()
+        self._started = False
+        self._stopped = False
+
+    def check_ready(self) -> None:
+        """Raise DatabaseNotReady / BusUnavailable with one line naming the variable to fix."""
+        check_ready(self.engine)
+        if self.settings.amqp_url:
+            from crm.integrations.rabbitmq import check_reachable
+
+            check_reachable(self.settings.amqp_url)
+
+    def start(self, on_ui: UiHandler) -> None:
+        """Consume events (they go to the inbound router) and hand UI notifications to ``on_ui``."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+            self.bus.start(self.services.inbound.handle_deliveries, on_ui)
+            if self.services.pbx is not None:
+                self.services.pbx.attach()
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            if self._started:
+                self.bus.stop()
+            self.engine.dispose()
 
 
 def make_bus(settings: Settings) -> EventBus:
@@ -47,32 +101,50 @@ def make_bus(settings: Settings) -> EventBus:
     return InProcessBus()
 
 
-def build(settings: Settings, **overrides: object) -> Services:
-    """Build every service; keyword overrides replace a piece (tests pass in-memory adapters)."""
-    engine = overrides.pop('engine', None) or make_engine(settings.database_url)
-    bus = overrides.pop('bus', None) or make_bus(settings)
-    sessions = make_sessions(engine)
-    compliance = ComplianceService(sessions, settings.call_limits())
+def build(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    bus: EventBus | None = None,
+    clock: Clock | None = None,
+) -> System:
+    """Build every service with the given adapters, or the ones the settings name."""
+    engine = engine or make_engine(settings.database_url)
+    bus = bus or make_bus(settings)
+    clock = clock or settings.clock()
+    sessions = make_sessions(engine, clock)
+    compliance = ComplianceService(sessions, settings.call_limits(), clock=clock)
+    calls = CallService(sessions, bus, compliance, clock=clock)
+    inbound = InboundRouter(
+        sessions,
+        Notifier(bus),
+        {
+            'telephony.call.incoming': Route(call_events.incoming, batch=True),
+            'telephony.call.answered': Route(call_events.answered_or_ended),
+            'telephony.call.ended': Route(call_events.answered_or_ended),
+            'chat.message.received': Route(messaging.chat_received),
+            'sms.status': Route(messaging.sms_status),
+        },
+        clock=clock,
+    )
+    pbx = None
+    if settings.pbx_simulator:
+        pbx = PbxSimulator(bus, base_url=f'http://{settings.host}:{settings.port}', clock=clock)
     services = Services(
-        settings=settings,
-        engine=engine,
-        sessions=sessions,
-        bus=bus,
+        clock=clock,
         auth=AuthService(
-            sessions, max_attempts=settings.login_attempts, lockout_minutes=settings.lockout_minutes
+            sessions,
+            max_attempts=settings.login_attempts,
+            lockout_minutes=settings.lockout_minutes,
+            clock=clock,
         ),
         borrowers=BorrowerService(sessions),
         audit=AuditService(sessions),
         compliance=compliance,
-        calls=CallService(sessions, bus, compliance),
-        api_tokens=ApiTokenService(sessions, settings.api_token),
+        calls=calls,
+        inbound=inbound,
+        api_tokens=ApiTokenService(sessions, settings.api_token, clock=clock),
         result_codes=ResultCodeService(sessions),
-        pbx=PbxSimulator(bus, base_url=f'http://{settings.host}:{settings.port}')
-        if settings.pbx_simulator
-        else None,
+        pbx=pbx,
     )
-    for name, value in overrides.items():
-        if not hasattr(services, name):
-            raise TypeError(f'unknown service {name!r}')
-        setattr(services, name, value)
-    return services
+    return System(settings, engine, bus, services)

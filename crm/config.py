@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import date, datetime, time
 from pathlib import Path
 
-from crm.services.compliance_rules import CallLimits
+from crm.domain.clock import Clock, RunningClock, system_clock
+from crm.domain.contact_rules import CallLimits
 
 VAR_DIR = Path(os.environ.get('CRM_VAR_DIR', 'var'))
 
@@ -59,6 +60,7 @@ class Settings:
     call_hours_weekend: str = '09:00-20:00'
     extra_holidays: str = ''
     extra_workdays: str = ''
+    clock_start: str = ''
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -82,6 +84,7 @@ class Settings:
             call_hours_weekend=env.get('CRM_CALL_HOURS_WEEKEND') or '09:00-20:00',
             extra_holidays=env.get('CRM_EXTRA_HOLIDAYS') or '',
             extra_workdays=env.get('CRM_EXTRA_WORKDAYS') or '',
+            clock_start=env.get('CRM_CLOCK_START') or '',
         )
 
     def call_limits(self) -> CallLimits:
@@ -99,6 +102,19 @@ class Settings:
             extra_holidays=_dates(self.extra_holidays, 'CRM_EXTRA_HOLIDAYS'),
             extra_workdays=_dates(self.extra_workdays, 'CRM_EXTRA_WORKDAYS'),
         )
+
+    def clock(self) -> Clock:
+        """The system clock, or with CRM_CLOCK_START a clock that starts at that moment and runs on
+        (a training room replaying a working day, an end-to-end test at a known hour)."""
+        if not self.clock_start:
+            return system_clock
+        try:
+            start = datetime.fromisoformat(self.clock_start)
+        except ValueError:
+            raise ValueError(
+                f'CRM_CLOCK_START: expected an ISO 8601 moment, got {self.clock_start!r}'
+            ) from None
+        return RunningClock(start)
 
     def storage_secret(self) -> str:
         """CRM_SECRET, or a random secret generated once and kept under ./var."""

@@ -15,9 +15,9 @@ from pydantic import BaseModel
 
 from crm.bootstrap import Services
 from crm.domain import Role, status_label
-from crm.services.actor import Actor
+from crm.domain.actor import Actor
+from crm.domain.errors import QueryTooShort
 from crm.services.api_tokens import TokenInfo
-from crm.services.errors import QueryTooShort
 from crm.services.event_schemas import EVENT_TYPES, BadEvent
 
 bearer = HTTPBearer(
@@ -91,7 +91,7 @@ def build_router(services: Services) -> APIRouter:
         if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
             return unprocessable('type', f'must be one of: {", ".join(EVENT_TYPES)}')
         try:
-            fresh = services.calls.accept(event_type, body)
+            fresh = services.inbound.accept(event_type, body)
         except BadEvent as error:
             return unprocessable(error.field, error.message)
         return Accepted(status='accepted' if fresh else 'duplicate', type=event_type)

@@ -31,8 +31,8 @@ from crm.db.models import (
     ProductSale,
     User,
 )
-from crm.db.normalize import inn_with_check_digits, name_key, snils_check_digits
 from crm.domain import LOAN_STATUSES, RESULT_CODES, Role
+from crm.domain.identifiers import inn_with_check_digits, name_key, snils_check_digits
 from crm.services.passwords import hash_password
 
 Row = dict[str, Any]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from crm.domain.clock import Clock, system_clock
 
 
 def make_engine(url: str) -> Engine:
@@ -28,5 +31,12 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def make_sessions(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def make_sessions(engine: Engine, clock: Clock = system_clock) -> sessionmaker[Session]:
+    """Sessions that keep their rows readable after commit and know the system's clock."""
+    return sessionmaker(engine, expire_on_commit=False, info={'clock': clock})
+
+
+def session_now(session: Session) -> datetime:
+    """ "Now" by the clock of the system that made the session (for code that has only the session)."""
+    clock: Clock = session.info.get('clock', system_clock)
+    return clock()

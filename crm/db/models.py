@@ -1,8 +1,8 @@
-"""SQLAlchemy 2 typed models. Normalised search columns are filled by crm.db.normalize."""
+"""SQLAlchemy 2 typed models. Normalised search columns are filled by crm.domain.identifiers."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import (
@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from crm.db.types import Money, UtcDateTime
+from crm.domain.clock import system_clock
 
 NAMING = {
     'ix': 'ix_%(table_name)s_%(column_0_N_name)s',
@@ -31,7 +32,8 @@ NAMING = {
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """The default of a timestamp column nobody set: services set theirs from their clock."""
+    return system_clock()
 
 
 class Base(DeclarativeBase):

@@ -14,15 +14,24 @@ import struct
 import threading
 import uuid
 import wave
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from crm.domain.clock import Clock, system_clock
 from crm.integrations.bus import EventBus
 
 log = logging.getLogger(__name__)
 
 RECORDINGS_PATH = '/pbx-sim/recordings'
+# The simulated PBX's own words for its lines (a PBX's view: a line rings; the CRM's call is incoming)
+LINE_STATES = {
+    'ringing': 'Звонит',
+    'active': 'Разговор',
+    'on_hold': 'Удержание',
+    'ended': 'Завершён',
+    'transferred': 'Переведён',
+}
 
 
 @dataclass
@@ -31,15 +40,23 @@ class SimCall:
     direction: str  # in | out
     number: str
     extension: str
+    started_at: datetime
     state: str = 'ringing'  # ringing | active | on_hold | ended | transferred
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     answered_at: datetime | None = None
     ended_at: datetime | None = None
 
 
 class PbxSimulator:
-    def __init__(self, bus: EventBus, *, base_url: str = '', auto_answer_s: float | None = 2.0) -> None:
+    def __init__(
+        self,
+        bus: EventBus,
+        *,
+        base_url: str = '',
+        auto_answer_s: float | None = 2.0,
+        clock: Clock = system_clock,
+    ) -> None:
         self._bus = bus
+        self._clock = clock
         self._base_url = base_url.rstrip('/')
         self.auto_answer_s = auto_answer_s
         self._calls: dict[str, SimCall] = {}
@@ -52,7 +69,11 @@ class PbxSimulator:
     # --- what the admin does on the simulator page ---------------------------------------------
     def ring(self, number: str, extension: str) -> SimCall:
         call = SimCall(
-            call_id=f'sim-{uuid.uuid4().hex[:12]}', direction='in', number=number, extension=extension
+            call_id=f'sim-{uuid.uuid4().hex[:12]}',
+            direction='in',
+            number=number,
+            extension=extension,
+            started_at=self._clock(),
         )
         self._store(call)
         self._publish('telephony.call.incoming', call, {'from': number, 'to_extension': extension})
@@ -62,7 +83,7 @@ class PbxSimulator:
         call = self._calls.get(call_id)
         if call is None or call.state != 'ringing':
             return
-        call.state, call.answered_at = 'active', datetime.now(UTC)
+        call.state, call.answered_at = 'active', self._clock()
         self._changed()
         self._publish('telephony.call.answered', call)
 
@@ -70,7 +91,7 @@ class PbxSimulator:
         call = self._calls.get(call_id)
         if call is None or call.state in ('ended', 'transferred'):
             return
-        call.state, call.ended_at = 'ended', datetime.now(UTC)
+        call.state, call.ended_at = 'ended', self._clock()
         self._changed()
         duration = int((call.ended_at - call.answered_at).total_seconds()) if call.answered_at else 0
         extra: dict[str, Any] = {'duration_s': duration}
@@ -89,6 +110,7 @@ class PbxSimulator:
             call = SimCall(
                 call_id=call_id,
                 direction='out',
+                started_at=self._clock(),
                 number=str(body.get('number')),
                 extension=str(body.get('extension')),
             )
@@ -107,13 +129,14 @@ class PbxSimulator:
 
     def _transfer(self, call: SimCall, to_extension: str) -> None:
         """The caller now rings the other extension: a new leg, as a real PBX reports it."""
-        call.state, call.ended_at = 'transferred', datetime.now(UTC)
+        call.state, call.ended_at = 'transferred', self._clock()
         self._changed()
         duration = int((call.ended_at - call.answered_at).total_seconds()) if call.answered_at else 0
         self._publish('telephony.call.ended', call, {'duration_s': duration})
         leg = SimCall(
             call_id=f'{call.call_id}-t{uuid.uuid4().hex[:4]}',
             direction='in',
+            started_at=self._clock(),
             number=call.number,
             extension=to_extension,
         )
@@ -129,7 +152,7 @@ class PbxSimulator:
         self.version += 1
 
     def _publish(self, event: str, call: SimCall, extra: dict[str, Any] | None = None) -> None:
-        body = {'call_id': call.call_id, 'at': datetime.now(UTC).isoformat(), **(extra or {})}
+        body = {'call_id': call.call_id, 'at': self._clock().isoformat(), **(extra or {})}
         self._bus.publish_event(event, body)
 
 

@@ -5,39 +5,19 @@ from __future__ import annotations
 import random
 
 from fastapi import Response
-from nicegui import app, run, ui
+from nicegui import app, ui
 
 from crm.bootstrap import Services
-from crm.db.normalize import format_phone, phone_key
 from crm.domain import Role
-from crm.integrations.pbx_simulator import RECORDINGS_PATH, PbxSimulator, recording_wav
-from crm.pages import format as fmt
-from crm.pages.layout import frame
+from crm.domain import formatting as fmt
+from crm.domain.identifiers import format_phone, phone_key
+from crm.integrations.pbx_simulator import LINE_STATES, RECORDINGS_PATH, PbxSimulator, recording_wav
+from crm.pages.layout import admin_frame
 from crm.pages.live import LiveHub
-from crm.pages.session import current_actor
-from crm.services.actor import Actor
+from crm.pages.off_loop import attempt, service
+from crm.pages.session import page_actor
 from crm.services.api_tokens import SCOPES
-from crm.services.errors import ServiceError
 from crm.services.result_codes import ResultCodeRow
-
-SIM_STATES = {
-    'ringing': 'Звонит',
-    'active': 'Разговор',
-    'on_hold': 'Удержание',
-    'ended': 'Завершён',
-    'transferred': 'Переведён',
-}
-
-
-async def admin_actor(services: Services) -> Actor | None:
-    actor = await current_actor(services.auth)
-    if actor is None:
-        ui.navigate.to('/login')
-        return None
-    if actor.role != Role.ADMIN:
-        ui.label('Раздел доступен только администратору').classes('text-lg m-8')
-        return None
-    return actor
 
 
 def register(services: Services, hub: LiveHub) -> None:
@@ -55,11 +35,11 @@ def register_simulator(services: Services, hub: LiveHub, pbx: PbxSimulator) -> N
 
     @ui.page('/admin/pbx')
     async def simulator_page() -> None:
-        actor = await admin_actor(services)
+        actor = await page_actor(services.auth, Role.ADMIN)
         if actor is None:
             return
-        targets = await run.io_bound(services.calls.transfer_targets, actor) or []
-        sample_phones = await run.io_bound(_sample_phones, services) or []
+        targets = await service(services.calls.transfer_targets, actor)
+        sample_phones = await service(services.borrowers.sample_phones, actor)
 
         def ring() -> None:
             number = phone_key(caller.value or '') or (caller.value or '').strip()
@@ -69,12 +49,11 @@ def register_simulator(services: Services, hub: LiveHub, pbx: PbxSimulator) -> N
             pbx.ring(number, extension.value)
             ui.notify(f'Звонок с {number} на {extension.value}')
 
-        with frame(services, hub, actor, 'Симулятор АТС') as workspace:
-            ui.label('Симулятор АТС').classes('text-xl font-semibold')
-            ui.label(
-                'Встроенная АТС для проверки: публикует события telephony.* и отвечает на команды CRM '
-                '(набор, удержание, перевод, завершение). Исходящие звонки снимаются автоматически через 2 с.'
-            ).classes('text-sm text-gray-600')
+        about = (
+            'Встроенная АТС для проверки: публикует события telephony.* и отвечает на команды CRM '
+            '(набор, удержание, перевод, завершение). Исходящие звонки снимаются автоматически через 2 с.'
+        )
+        with admin_frame(services, hub, actor, 'Симулятор АТС', about) as workspace:
             with ui.card().classes('w-full'), ui.row().classes('items-end gap-4'):
                 caller = ui.input('Номер звонящего', value=sample_phones[0] if sample_phones else '').props(
                     'outlined'
@@ -123,7 +102,7 @@ def calls_table(pbx: PbxSimulator) -> None:
             with ui.item(), ui.item_section(), ui.row().classes('items-center gap-4'):
                 ui.icon('call_received' if call.direction == 'in' else 'call_made')
                 ui.label(f'{format_phone(call.number)} → {call.extension}').classes('font-medium w-64')
-                ui.label(SIM_STATES.get(call.state, call.state)).classes('w-28')
+                ui.label(LINE_STATES.get(call.state, call.state)).classes('w-28')
                 ui.label(fmt.moment(call.started_at)).classes('text-sm text-gray-600 w-36')
                 ui.label(call.call_id).classes('text-xs text-gray-500 w-56')
                 if call.state == 'ringing':
@@ -134,38 +113,18 @@ def calls_table(pbx: PbxSimulator) -> None:
                     ).props('dense')
 
 
-def _sample_phones(services: Services) -> list[str]:
-    from sqlalchemy import select
-
-    from crm.db.models import Borrower, BorrowerPhone
-
-    with services.sessions() as session:
-        return list(
-            session.scalars(
-                select(BorrowerPhone.phone)
-                .join(Borrower, Borrower.id == BorrowerPhone.borrower_id)
-                .where(BorrowerPhone.is_primary.is_(True), Borrower.archived.is_(False))
-                .order_by(BorrowerPhone.id)
-                .limit(200)
-            )
-        )
-
-
 def register_tokens(services: Services, hub: LiveHub) -> None:
     @ui.page('/admin/tokens')
     async def tokens_page() -> None:
-        actor = await admin_actor(services)
+        actor = await page_actor(services.auth, Role.ADMIN)
         if actor is None:
             return
 
         async def create() -> None:
-            try:
-                plain, info = await run.io_bound(
-                    services.api_tokens.create, actor, name.value or '', scope.value
-                )
-            except ServiceError as error:
-                ui.notify(error.message, type='warning')
+            created = await attempt(services.api_tokens.create, actor, name.value or '', scope.value)
+            if created is None:
                 return
+            plain, info = created
             name.set_value('')
             with ui.dialog() as dialog, ui.card().classes('w-[36rem]'):
                 ui.label(f'Токен «{info.name}» создан').classes('text-lg font-semibold')
@@ -178,13 +137,13 @@ def register_tokens(services: Services, hub: LiveHub) -> None:
             await table.refresh()
 
         async def revoke(token_id: int) -> None:
-            await run.io_bound(services.api_tokens.revoke, actor, token_id)
+            await service(services.api_tokens.revoke, actor, token_id)
             ui.notify('Токен отозван')
             await table.refresh()
 
         @ui.refreshable
         async def table() -> None:
-            tokens = await run.io_bound(services.api_tokens.list, actor) or []
+            tokens = await service(services.api_tokens.list, actor)
             if not tokens:
                 ui.label('Токенов нет').classes('text-gray-600')
                 return
@@ -207,12 +166,11 @@ def register_tokens(services: Services, hub: LiveHub) -> None:
                                 'Отозвать', on_click=lambda t=token: revoke(t.id), color='negative'
                             ).props('flat dense')
 
-        with frame(services, hub, actor, 'API-токены') as workspace:
-            ui.label('API-токены').classes('text-xl font-semibold')
-            ui.label(
-                'Токены для АТС, чата, SMS-шлюза и других систем: заголовок Authorization: Bearer <токен>. '
-                'Документация API: /docs'
-            ).classes('text-sm text-gray-600')
+        about = (
+            'Токены для АТС, чата, SMS-шлюза и других систем: заголовок Authorization: Bearer <токен>. '
+            'Документация API: /docs'
+        )
+        with admin_frame(services, hub, actor, 'API-токены', about) as workspace:
             with ui.card().classes('w-full'), ui.row().classes('items-end gap-4'):
                 name = ui.input('Система', placeholder='АТС Asterisk').props('outlined')
                 scope = ui.select(SCOPES, value='events', label='Права').props('outlined').classes('w-80')
@@ -224,15 +182,12 @@ def register_tokens(services: Services, hub: LiveHub) -> None:
 def register_results(services: Services, hub: LiveHub) -> None:
     @ui.page('/admin/results')
     async def results_page() -> None:
-        actor = await admin_actor(services)
+        actor = await page_actor(services.auth, Role.ADMIN)
         if actor is None:
             return
 
         async def save(row: ResultCodeRow) -> None:
-            try:
-                await run.io_bound(services.result_codes.save, actor, row)
-            except ServiceError as error:
-                ui.notify(error.message, type='warning')
+            if await attempt(services.result_codes.save, actor, row) is None:
                 return
             ui.notify(f'«{row.name}» сохранён', type='positive')
             await table.refresh()
@@ -267,7 +222,7 @@ def register_results(services: Services, hub: LiveHub) -> None:
 
         @ui.refreshable
         async def table() -> None:
-            rows = await run.io_bound(services.result_codes.all, actor) or []
+            rows = await service(services.result_codes.all, actor)
             with ui.card().classes('w-full gap-1'):
                 for row in rows:
                     editor(row)
@@ -275,11 +230,10 @@ def register_results(services: Services, hub: LiveHub) -> None:
                 ui.label('Новый результат').classes('font-semibold')
                 editor(None)
 
-        with frame(services, hub, actor, 'Результаты звонков') as workspace:
-            ui.label('Результаты звонков').classes('text-xl font-semibold')
-            ui.label(
-                '«Дозвонились» — разговор с самим заёмщиком: такой звонок считается в лимитах 230-ФЗ. '
-                'Результаты не удаляются (на них ссылается история), а выводятся из списка.'
-            ).classes('text-sm text-gray-600')
+        about = (
+            '«Дозвонились» — разговор с самим заёмщиком: такой звонок считается в лимитах 230-ФЗ. '
+            'Результаты не удаляются (на них ссылается история), а выводятся из списка.'
+        )
+        with admin_frame(services, hub, actor, 'Результаты звонков', about) as workspace:
             await table()
         await workspace.start()

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from nicegui import run, ui
+from nicegui import ui
 
 from crm.bootstrap import Services
-from crm.pages import format as fmt
+from crm.domain import formatting as fmt
 from crm.pages.layout import frame
 from crm.pages.live import LiveHub
-from crm.pages.session import current_actor
-from crm.services.borrowers import SORT_COLUMNS, ListQuery
-from crm.services.errors import ServiceError
-from crm.services.views import Page
+from crm.pages.off_loop import attempt, service
+from crm.pages.session import page_actor
+from crm.services.views import SORTS, ListQuery, Page
 
 COLUMNS = [
     {'name': 'name', 'label': 'ФИО', 'field': 'full_name', 'align': 'left', 'sortable': True},
@@ -60,18 +59,15 @@ def pagination_props(query: ListQuery, page: Page) -> dict:
 def register(services: Services, hub: LiveHub) -> None:
     @ui.page('/')
     async def borrower_list() -> None:
-        actor = await current_actor(services.auth)
+        actor = await page_actor(services.auth)
         if actor is None:
-            ui.navigate.to('/login')
             return
         state = {'query': ListQuery()}
-        operators = await run.io_bound(services.borrowers.operators, actor) if actor.sees_everyone else []
+        operators = await service(services.borrowers.operators, actor) if actor.sees_everyone else []
 
         async def load(query: ListQuery) -> None:
-            try:
-                page = await run.io_bound(services.borrowers.list_borrowers, actor, query)
-            except ServiceError as error:
-                ui.notify(error.message, type='negative')
+            page = await attempt(services.borrowers.list_borrowers, actor, query)
+            if page is None:
                 return
             state['query'] = query
             table.rows = table_rows(page)
@@ -86,7 +82,7 @@ def register(services: Services, hub: LiveHub) -> None:
                     state['query'],
                     page=int(request.get('page') or 1),
                     per_page=int(request.get('rowsPerPage') or 25),
-                    sort=sort if sort in SORT_COLUMNS else 'days_past_due',
+                    sort=sort if sort in SORTS else 'days_past_due',
                     descending=bool(request.get('descending')),
                 )
             )

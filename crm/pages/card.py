@@ -7,15 +7,14 @@ from nicegui import ui
 from crm.bootstrap import Services
 from crm.pages.layout import frame
 from crm.pages.live import LiveHub
-from crm.pages.session import current_actor
+from crm.pages.session import page_actor
 
 
 def register(services: Services, hub: LiveHub) -> None:
     @ui.page('/borrower/{borrower_id}')
     async def card_page(borrower_id: int) -> None:
-        actor = await current_actor(services.auth)
+        actor = await page_actor(services.auth)
         if actor is None:
-            ui.navigate.to('/login')
             return
         with frame(services, hub, actor, 'Заёмщик') as workspace:
             pass

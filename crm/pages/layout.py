@@ -10,12 +10,12 @@ from nicegui import ui
 
 from crm.bootstrap import Services
 from crm.domain import Role
-from crm.pages.call_panel import CALL_TIMER_JS
-from crm.pages.card_view import TIMELINE_CSS
+from crm.domain.actor import Actor
+from crm.domain.search_query import MIN_LENGTH, TOO_SHORT
+from crm.pages.components.call_panel import CALL_TIMER_JS
+from crm.pages.components.card_view import TIMELINE_CSS
+from crm.pages.components.workspace import Workspace
 from crm.pages.live import LiveHub
-from crm.pages.workspace import Workspace
-from crm.services.actor import Actor
-from crm.services.search_query import MIN_LENGTH, TOO_SHORT
 
 BRAND_COLOR = '#1f4e79'
 
@@ -78,3 +78,14 @@ def frame(
         workspace = Workspace(services, hub, actor)
         with workspace.content:
             yield workspace
+
+
+@contextmanager
+def admin_frame(
+    services: Services, hub: LiveHub, actor: Actor, title: str, about: str
+) -> Iterator[Workspace]:
+    """An administrator's page: the frame, its title and a line on what the page is for."""
+    with frame(services, hub, actor, title) as workspace:
+        ui.label(title).classes('text-xl font-semibold')
+        ui.label(about).classes('text-sm text-gray-600')
+        yield workspace

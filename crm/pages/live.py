@@ -1,7 +1,9 @@
 """The live path's last step: notifications from the bus reach this process's open tabs.
 
-``on_ui`` may be called from any thread (the bus consumer, a worker); the registry and the tabs are
-touched only on the event loop, where NiceGUI elements may be changed.
+``on_ui`` may be called from any thread (the bus consumer, a worker) with a message in the wire form of
+``crm.domain.notifications``; the registry and the tabs are touched only on the event loop, where NiceGUI
+elements may be changed. Routing is by type: a screen pop and a call's state go to the tabs of the
+operator's extension, a history change to every tab (each knows whether it shows that borrower).
 """
 
 from __future__ import annotations
@@ -15,9 +17,18 @@ from typing import Any
 
 from nicegui import Client, background_tasks
 
+from crm.domain.notifications import (
+    BadNotification,
+    CallStateChanged,
+    HistoryChanged,
+    Notification,
+    ScreenPop,
+    from_wire,
+)
+
 log = logging.getLogger(__name__)
 
-Listener = Callable[[dict[str, Any]], Awaitable[None]]
+Listener = Callable[[Notification], Awaitable[None]]
 
 
 @dataclass(eq=False)
@@ -70,25 +81,29 @@ class LiveHub:
 
     def _dispatch(self, body: dict[str, Any]) -> None:
         self._last_dispatch = time.monotonic()
-        kind = body.get('kind')
-        if kind == 'batch':
-            for item in body.get('items', ()):
-                self._dispatch(item)
+        try:
+            notifications = from_wire(body)
+        except BadNotification as error:
+            log.warning('UI notification ignored: %s', error)
             return
-        if kind in ('screen_pop', 'call_state'):
-            extension = body.get('extension')
-            targets = self.tabs_of(str(extension)) if extension else []
-        else:  # 'history' and the like: every tab decides whether it shows that borrower
-            targets = list(self._tabs.values())
-        for tab in targets:
-            background_tasks.create(self._deliver(tab, body), name=f'live-{kind}')
+        for notification in notifications:
+            for tab in self._targets(notification):
+                background_tasks.create(self._deliver(tab, notification), name=f'live-{notification.kind}')
+
+    def _targets(self, notification: Notification) -> list[Tab]:
+        match notification:
+            case ScreenPop(extension=extension) | CallStateChanged(extension=extension):
+                return self.tabs_of(extension) if extension else []
+            case HistoryChanged():
+                return list(self._tabs.values())
+        return []
 
     @staticmethod
-    async def _deliver(tab: Tab, body: dict[str, Any]) -> None:
+    async def _deliver(tab: Tab, notification: Notification) -> None:
         if tab.client.is_deleted:  # closed between dispatch and delivery
             return
         try:
             with tab.client:  # a background task has no slot of its own: use the tab's
-                await tab.listener(body)
+                await tab.listener(notification)
         except Exception:
-            log.exception('live update %s failed for a tab', body.get('kind'))
+            log.exception('live update %s failed for a tab', notification.kind)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from fastapi.responses import RedirectResponse
-from nicegui import app, run, ui
+from nicegui import app, ui
 
 from crm.bootstrap import Services
+from crm.domain.errors import LoginFailed
 from crm.pages.layout import BRAND_COLOR
+from crm.pages.off_loop import service
 from crm.pages.session import current_actor, log_in, log_out, safe_redirect
-from crm.services.errors import LoginFailed
 
 
 def register(services: Services) -> None:
@@ -22,17 +23,13 @@ def register(services: Services) -> None:
             error.set_text('')
             button.props('loading')
             try:
-                actor = await run.io_bound(
-                    services.auth.authenticate, login.value or '', password.value or ''
-                )
+                actor = await service(services.auth.authenticate, login.value or '', password.value or '')
             except LoginFailed as failure:
                 error.set_text(failure.message)
                 password.set_value('')
                 return
             finally:
                 button.props(remove='loading')
-            if actor is None:  # io_bound gives None when the app is shutting down
-                return
             log_in(actor)
             ui.navigate.to(target)
 
@@ -59,6 +56,6 @@ def register(services: Services) -> None:
     async def logout_page() -> RedirectResponse:
         actor = await current_actor(services.auth)
         if actor is not None:
-            await run.io_bound(services.auth.logout, actor)
+            await service(services.auth.logout, actor)
         log_out()
         return RedirectResponse('/login')

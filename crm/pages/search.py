@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from nicegui import run, ui
+from nicegui import ui
 
 from crm.bootstrap import Services
-from crm.db.normalize import format_passport, format_phone
-from crm.pages import format as fmt
+from crm.domain import formatting as fmt
+from crm.domain.actor import Actor
+from crm.domain.errors import QueryTooShort
+from crm.domain.identifiers import format_passport, format_phone
 from crm.pages.layout import frame, search_box, search_url
 from crm.pages.live import LiveHub
-from crm.pages.session import current_actor
-from crm.services.actor import Actor
-from crm.services.errors import QueryTooShort
+from crm.pages.off_loop import service
+from crm.pages.session import page_actor
 from crm.services.views import BorrowerRow
 
 HINT = 'Введите часть ФИО, телефон, паспорт, PIN, ИНН или СНИЛС и нажмите Enter'
@@ -47,11 +48,9 @@ async def show_results(services: Services, actor: Actor, text: str, archive: boo
         ui.label(HINT).classes('text-gray-600')
         return
     try:
-        result = await run.io_bound(services.borrowers.search, actor, text, archive=archive)
+        result = await service(services.borrowers.search, actor, text, archive=archive)
     except QueryTooShort as error:
         ui.label(error.message).classes('text-warning')
-        return
-    if result is None:
         return
     if not result.items:
         ui.label(f'По запросу «{text.strip()}» ничего не найдено').classes('text-lg text-gray-700')
@@ -68,9 +67,8 @@ async def show_results(services: Services, actor: Actor, text: str, archive: boo
 def register(services: Services, hub: LiveHub) -> None:
     @ui.page('/search')
     async def search_page(q: str = '', archive: str = '') -> None:
-        actor = await current_actor(services.auth)
+        actor = await page_actor(services.auth)
         if actor is None:
-            ui.navigate.to('/login')
             return
         in_archive = archive in {'1', 'true', 'on'}
 

@@ -6,12 +6,15 @@ from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse
-from nicegui import app, run
+from nicegui import app, ui
 from starlette.middleware.base import BaseHTTPMiddleware
 
-from crm.services.actor import Actor
+from crm.domain import Role
+from crm.domain.actor import Actor
+from crm.pages.off_loop import service
 from crm.services.auth import AuthService
 
+TO_WHOM = {Role.OPERATOR: 'сотрудникам', Role.SUPERVISOR: 'руководителю группы', Role.ADMIN: 'администратору'}
 OPEN_PATHS = ('/login', '/_nicegui', '/api/', '/docs', '/openapi.json', '/favicon.ico')
 
 
@@ -48,7 +51,24 @@ async def current_actor(auth: AuthService) -> Actor | None:
     user_id = app.storage.user.get('user_id')
     if not user_id:
         return None
-    actor = await run.io_bound(auth.actor, user_id)
+    actor = await service(auth.actor, user_id)
     if actor is None:
         log_out()
+    return actor
+
+
+async def page_actor(auth: AuthService, *roles: Role) -> Actor | None:
+    """The guard of every page: the logged-in user if their role may see it (any role if none given).
+
+    Sends a browser without a session to the login page, and tells a user whose role may not see the
+    page so; in both cases the page draws nothing else (None).
+    """
+    actor = await current_actor(auth)
+    if actor is None:
+        ui.navigate.to('/login')
+        return None
+    if roles and actor.role not in roles:
+        whom = ' и '.join(TO_WHOM[role] for role in roles)
+        ui.label(f'Раздел доступен только {whom}').classes('text-lg m-8')
+        return None
     return actor

@@ -11,11 +11,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm.db.models import ApiToken, User, utcnow
+from crm.db.models import ApiToken, User
 from crm.domain import Role
+from crm.domain.actor import Actor
+from crm.domain.clock import Clock, system_clock
+from crm.domain.errors import NotFound, ServiceError
 from crm.services import audit
-from crm.services.actor import Actor
-from crm.services.errors import NotFound, ServiceError
 
 SCOPES = {
     'events': 'События и поиск (АТС, чат, SMS-шлюз)',
@@ -44,8 +45,15 @@ def _digest(token: str) -> str:
 
 
 class ApiTokenService:
-    def __init__(self, sessions: sessionmaker[Session], bootstrap_token: str | None = None) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        bootstrap_token: str | None = None,
+        *,
+        clock: Clock = system_clock,
+    ) -> None:
         self._sessions = sessions
+        self._clock = clock
         self._bootstrap = bootstrap_token
 
     def create(self, actor: Actor, name: str, scope: str) -> tuple[str, TokenInfo]:
@@ -64,6 +72,7 @@ class ApiTokenService:
                 token_hash=_digest(plain),
                 scope=scope,
                 created_by=actor.id,
+                created_at=self._clock(),
             )
             session.add(row)
             session.flush()
@@ -77,7 +86,7 @@ class ApiTokenService:
             if row is None:
                 raise NotFound('Токен не найден')
             if row.revoked_at is None:
-                row.revoked_at = utcnow()
+                row.revoked_at = self._clock()
                 audit.record(session, 'api_token.revoke', user_id=actor.id, token_id=row.id, name=row.name)
 
     def list(self, actor: Actor) -> list[TokenInfo]:
@@ -96,7 +105,7 @@ class ApiTokenService:
             return None
         if self._bootstrap and hmac.compare_digest(token, self._bootstrap):
             return TokenInfo(None, 'CRM_API_TOKEN', token[:4] + '…', 'events', None, None, None, None)
-        now = utcnow()
+        now = self._clock()
         with self._sessions.begin() as session:
             row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
             if row is None or row.revoked_at is not None:

@@ -9,9 +9,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm.db.models import AuditEntry, Borrower, User, utcnow
+from crm.db.engine import session_now
+from crm.db.models import AuditEntry, Borrower, User
 from crm.domain import Role
-from crm.services.actor import Actor
+from crm.domain.actor import Actor
 
 
 def record(
@@ -25,7 +26,7 @@ def record(
     """Add an audit entry to the caller's transaction, so it commits or rolls back with the act."""
     session.add(
         AuditEntry(
-            at=utcnow(),
+            at=session_now(session),
             user_id=user_id,
             action=action,
             borrower_id=borrower_id,

@@ -7,13 +7,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm.db.models import User, utcnow
+from crm.db.models import User
 from crm.domain import Role
+from crm.domain.actor import Actor
+from crm.domain.clock import Clock, system_clock
+from crm.domain.errors import LoginFailed
+from crm.domain.text import plural
 from crm.services import audit
-from crm.services.actor import Actor
-from crm.services.errors import LoginFailed
 from crm.services.passwords import DUMMY_HASH, verify_password
-from crm.text import plural
 
 WRONG_CREDENTIALS = 'Неверный логин или пароль'
 
@@ -33,8 +34,16 @@ def to_actor(user: User) -> Actor:
 
 
 class AuthService:
-    def __init__(self, sessions: sessionmaker[Session], *, max_attempts: int = 5, lockout_minutes: int = 15):
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        max_attempts: int = 5,
+        lockout_minutes: int = 15,
+        clock: Clock = system_clock,
+    ) -> None:
         self._sessions = sessions
+        self._clock = clock
         self._max_attempts = max_attempts
         self._lockout = timedelta(minutes=lockout_minutes)
 
@@ -44,7 +53,7 @@ class AuthService:
         The message never tells whether the login or the password was wrong. After max_attempts
         wrong passwords in a row the account refuses every password for the lockout period.
         """
-        now = now or utcnow()
+        now = now or self._clock()
         login = login.strip()
         if not login or not password:
             raise LoginFailed('Введите логин и пароль')

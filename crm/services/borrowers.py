@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, union
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload, sessionmaker
 
 from crm.db.models import (
     Borrower,
@@ -17,15 +17,16 @@ from crm.db.models import (
     ProductSale,
     User,
 )
-from crm.domain import Role
-from crm.services import audit, search_query
+from crm.domain import Role, search_query
+from crm.domain.actor import Actor
+from crm.domain.contact_rules import LegalFlag
+from crm.domain.errors import AccessDenied, NotFound
+from crm.services import audit
 from crm.services import views as v
-from crm.services.actor import Actor
 from crm.services.compliance import legal_flags
-from crm.services.compliance_rules import LegalFlag
-from crm.services.errors import AccessDenied, NotFound
+from crm.services.views import SORTS, ListQuery
 
-SORT_COLUMNS = {
+SORT_COLUMNS: dict[str, InstrumentedAttribute] = {  # ListQuery.sort → the column (views.SORTS)
     'name': Borrower.search_name,
     'total_debt': Borrower.total_debt,
     'overdue_amount': Borrower.overdue_amount,
@@ -33,17 +34,8 @@ SORT_COLUMNS = {
     'last_contact_at': Borrower.last_contact_at,
 }
 SEARCH_LIMIT = 50
+assert set(SORT_COLUMNS) == set(SORTS)
 HISTORY_LIMIT = 50  # newest contacts on the card; the total is shown beside them
-
-
-@dataclass(frozen=True)
-class ListQuery:
-    operator_id: int | None = None  # None: the actor's own for an operator, everyone for the others
-    overdue_only: bool = False
-    sort: str = 'days_past_due'
-    descending: bool = True
-    page: int = 1
-    per_page: int = 25
 
 
 @dataclass(frozen=True)
@@ -58,8 +50,9 @@ class BorrowerService:
         self._sessions = sessions
 
     # --- the list -------------------------------------------------------------------------------
-    def list_borrowers(self, actor: Actor, query: ListQuery = ListQuery()) -> v.Page:
+    def list_borrowers(self, actor: Actor, query: ListQuery | None = None) -> v.Page:
         """Borrowers assigned to the operator (supervisors and admins: anyone's, or everyone's)."""
+        query = query or ListQuery()
         operator_id = self._list_scope(actor, query.operator_id)
         if query.sort not in SORT_COLUMNS:
             raise ValueError(f'unknown sort column {query.sort!r}')
@@ -100,6 +93,20 @@ class BorrowerService:
                 select(User).where(User.role == Role.OPERATOR, User.active.is_(True)).order_by(User.login)
             )
             return [OperatorOption(id=u.id, login=u.login, full_name=u.full_name) for u in users]
+
+    def sample_phones(self, actor: Actor, limit: int = 200) -> list[str]:
+        """Main phones of active borrowers, for an administrator to ring from on the PBX simulator."""
+        actor.require(Role.ADMIN)
+        with self._sessions() as session:
+            return list(
+                session.scalars(
+                    select(BorrowerPhone.phone)
+                    .join(Borrower, Borrower.id == BorrowerPhone.borrower_id)
+                    .where(BorrowerPhone.is_primary.is_(True), Borrower.archived.is_(False))
+                    .order_by(BorrowerPhone.id)
+                    .limit(limit)
+                )
+            )
 
     # --- search ---------------------------------------------------------------------------------
     def search(

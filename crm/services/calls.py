@@ -1,154 +1,38 @@
-"""Calls: events from the PBX, the operator's call controls, and the result of every call.
+"""Calls: the operator's call controls and the result of every call.
 
-State machine (the PBX's events drive it; hold and transfer follow the operator's commands):
-
-    ringing --answered--> active <--hold/resume--> on_hold
-    dialing --answered--> active
-    ringing | dialing | active | on_hold --ended--> ended
-    active | on_hold --transfer--> transferred
-
-Every inbound event is kept in ``inbound_events`` under an idempotency key, in the same transaction
-as its effect: a repeat is recognised and has no second effect. An ``answered`` or ``ended`` that
-arrives before its ``incoming`` waits there ("parked") and is applied when the call appears.
+The PBX's events about calls (incoming, answered, ended) are applied by ``call_events`` through the
+inbound router; the state machine is ``crm.domain.telephony.CallState``. Commands go to the PBX on
+``crm.commands`` after the transaction that recorded them committed.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm.db.models import (
-    Borrower,
-    Call,
-    Communication,
-    InboundEvent,
-    ResultCode,
-    User,
-    utcnow,
-)
-from crm.db.normalize import phone_key
+from crm.db.models import Borrower, Call, Communication, ResultCode, User
 from crm.domain import Role
-from crm.integrations.bus import Delivery, EventBus
+from crm.domain.actor import Actor
+from crm.domain.clock import Clock, system_clock
+from crm.domain.errors import AccessDenied, NotFound, ServiceError
+from crm.domain.identifiers import phone_key
+from crm.domain.notifications import HistoryChanged
+from crm.domain.telephony import DONE_STATES, LIVE_STATES, CallState
+from crm.integrations.bus import EventBus
 from crm.services import audit
-from crm.services.actor import Actor
+from crm.services.call_events import state_changed
+from crm.services.call_views import CallResult, CallView, ResultOption, call_view
 from crm.services.compliance import ComplianceService
-from crm.services.errors import AccessDenied, NotFound, ServiceError
-from crm.services.event_schemas import (
-    BadEvent,
-    CallAnswered,
-    CallEnded,
-    CallIncoming,
-    ChatMessage,
-    Event,
-    SmsStatus,
-    decode_event,
-    idempotency_key,
-    parse_event,
-)
-from crm.services.incoming import holders_of, record_incoming
+from crm.services.notifier import Notifier
+from crm.services.phone_holders import first_holder
 
 log = logging.getLogger(__name__)
-
-LIVE_STATES = ('ringing', 'dialing', 'active', 'on_hold')
-DONE_STATES = ('ended', 'transferred')
-STATE_LABELS = {
-    'ringing': 'Входящий звонок',
-    'dialing': 'Набор номера',
-    'active': 'Разговор',
-    'on_hold': 'На удержании',
-    'transferred': 'Переведён',
-    'ended': 'Завершён',
-}
-
-
-@dataclass(frozen=True)
-class OtherBorrower:
-    id: int
-    full_name: str
-
-
-@dataclass(frozen=True)
-class CallView:
-    call_id: str
-    direction: str
-    state: str
-    number: str
-    extension: str | None
-    borrower_id: int | None
-    borrower_name: str | None
-    others: tuple[OtherBorrower, ...]
-    started_at: datetime
-    answered_at: datetime | None
-    ended_at: datetime | None
-    duration_s: int | None
-    recording_url: str | None
-    transferred_to: str | None
-    result_code: str | None
-
-    @classmethod
-    def ringing(cls, notification: dict[str, Any]) -> CallView:
-        """What a screen-pop notification itself tells, to show before anything is read from the database."""
-        return cls(
-            call_id=str(notification['call_id']),
-            direction='in',
-            state='ringing',
-            number=str(notification.get('number') or ''),
-            extension=notification.get('extension'),
-            borrower_id=notification.get('borrower_id'),
-            borrower_name=notification.get('borrower_name'),
-            others=(),
-            started_at=datetime.fromisoformat(str(notification['at'])),
-            answered_at=None,
-            ended_at=None,
-            duration_s=None,
-            recording_url=None,
-            transferred_to=None,
-            result_code=None,
-        )
-
-    @property
-    def live(self) -> bool:
-        return self.state in LIVE_STATES
-
-    @property
-    def needs_result(self) -> bool:
-        return self.state in DONE_STATES and self.result_code is None and self.borrower_id is not None
-
-    @property
-    def state_label(self) -> str:
-        return STATE_LABELS.get(self.state, self.state)
-
-
-@dataclass(frozen=True)
-class ResultOption:
-    code: str
-    name: str
-    reached: bool
-    needs_promise: bool
-    needs_callback: bool
-
-
-@dataclass(frozen=True)
-class CallResult:
-    code: str
-    comment: str = ''
-    promise_amount: Decimal | str | None = None
-    promise_date: date | None = None
-    callback_at: datetime | None = None
-
-
-Notification = dict[str, object]
 
 
 class CallService:
@@ -157,201 +41,13 @@ class CallService:
         sessions: sessionmaker[Session],
         bus: EventBus,
         compliance: ComplianceService,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock = system_clock,
     ) -> None:
         self._sessions = sessions
         self._bus = bus
+        self._notifier = Notifier(bus)
         self._compliance = compliance
         self._clock = clock
-
-    # --- events from outside --------------------------------------------------------------------
-    def handle_deliveries(self, deliveries: Sequence[Delivery]) -> list[str | None]:
-        """The bus handler: one transaction for the batch, notify after commit.
-
-        A run of incoming calls is recorded set-wise in one savepoint; other events, and the events of
-        a run that failed as a whole, get a savepoint each, so one bad event is dead-lettered alone.
-        """
-        outcomes: list[str | None] = []
-        parsed: list[tuple[int, str, Event]] = []
-        for index, delivery in enumerate(deliveries):
-            outcomes.append(None)
-            try:
-                parsed.append(
-                    (index, delivery.routing_key, decode_event(delivery.routing_key, delivery.body))
-                )
-            except BadEvent as error:
-                log.warning('invalid %s event: %s', delivery.routing_key, error.reason)
-                outcomes[index] = error.reason
-        notifications: list[Notification] = []
-        if len(parsed) == 1:  # the usual ring: one transaction, no savepoint (two round trips fewer)
-            index, event_type, event = parsed[0]
-            outcomes[index] = self._apply_guarded(self._sessions.begin, event_type, event, notifications)
-            self._notify(notifications)
-            return outcomes
-        with self._sessions.begin() as session:
-            for run in _runs_of_incoming(parsed):
-                if len(run) > 1:
-                    try:
-                        with session.begin_nested():
-                            notifications += self._incoming(session, [event for _, _, event in run]) or []
-                        continue
-                    except (OperationalError, InterfaceError):
-                        raise  # the database is away: nothing of the batch is done, it comes again
-                    except Exception as error:  # one by one, to find the event at fault
-                        log.info('a run of %d incoming calls goes one by one: %s', len(run), error)
-                for index, event_type, event in run:
-                    outcomes[index] = self._apply_guarded(
-                        lambda: _savepoint(session), event_type, event, notifications
-                    )
-        self._notify(notifications)
-        return outcomes
-
-    def _apply_guarded(
-        self,
-        scope: Callable[[], AbstractContextManager[Session]],
-        event_type: str,
-        event: Event,
-        notifications: list[Notification],
-    ) -> str | None:
-        """One event in a transaction or savepoint of its own; the dead-letter reason if it can never
-        be applied (a bug must not hold the queue up for ever)."""
-        try:
-            with scope() as session:
-                notifications += self._apply(session, event_type, event) or []
-        except IntegrityError:  # another process applied the same event at the same moment
-            log.info('event %s applied concurrently elsewhere', idempotency_key(event_type, event))
-        except (OperationalError, InterfaceError):
-            raise  # the database is away: nothing of the batch is done, it comes again
-        except Exception as error:
-            log.error('event %s could not be applied', idempotency_key(event_type, event), exc_info=True)
-            return f'processing failed: {type(error).__name__}: {error}'[:500]
-        return None
-
-    def accept(self, event_type: str, body: dict) -> bool:
-        """An event from the HTTP API: validated (BadEvent names the field), applied and committed.
-
-        Returns False when it was a repeat (no second effect).
-        """
-        event = parse_event(event_type, body)
-        key = idempotency_key(event_type, event)
-        try:
-            with self._sessions.begin() as session:
-                notifications = self._apply(session, event_type, event)
-        except IntegrityError:  # the same event committed by another request a moment earlier
-            log.info('event %s applied concurrently elsewhere', key)
-            return False
-        if notifications is None:
-            return False
-        self._notify(notifications)
-        return True
-
-    def _apply(self, session: Session, event_type: str, event: Event) -> list[Notification] | None:
-        """The event's effect and what to tell the screens; None when it is a repeat."""
-        if isinstance(event, CallIncoming):
-            return self._incoming(session, [event])
-        key = idempotency_key(event_type, event)
-        if session.scalar(select(InboundEvent.id).where(InboundEvent.key == key)) is not None:
-            log.info('repeated event %s ignored', key)
-            return None
-        record = InboundEvent(
-            key=key,
-            type=event_type,
-            call_id=getattr(event, 'call_id', None),
-            body=event.model_dump_json(by_alias=True),
-            status='applied',
-            received_at=utcnow(),
-        )
-        session.add(record)
-        if isinstance(event, CallAnswered | CallEnded):
-            call = session.scalar(select(Call).where(Call.call_id == event.call_id))
-            if call is None:
-                log.warning(
-                    '%s for unknown call_id %s: kept until the call appears', event_type, event.call_id
-                )
-                record.status = 'parked'
-                return []
-            return self._call_event(session, call, event)
-        if isinstance(event, ChatMessage):
-            return self._chat(session, event, record)
-        if isinstance(event, SmsStatus):
-            record.status = 'stored'  # delivery reports are matched by the messaging service
-            return []
-        raise AssertionError(event_type)
-
-    def _incoming(self, session: Session, events: Sequence[CallIncoming]) -> list[Notification] | None:
-        """Record the calls (see ``incoming``), then apply what arrived for them before they did."""
-        recorded = record_incoming(session, events)
-        if not recorded.new_call_ids:
-            return None if recorded.repeats == len(events) else []
-        notifications = recorded.notifications
-        if not recorded.with_parked:
-            return notifications
-        parked = session.scalars(
-            select(InboundEvent)
-            .where(InboundEvent.call_id.in_(recorded.with_parked), InboundEvent.status == 'parked')
-            .order_by(InboundEvent.id)
-        ).all()
-        for early_record in parked:
-            early = parse_event(early_record.type, json.loads(early_record.body))
-            assert isinstance(early, CallAnswered | CallEnded)
-            early_record.status = 'applied'
-            log.info('applying parked %s for call %s', early_record.type, early.call_id)
-            call = session.scalar(select(Call).where(Call.call_id == early.call_id))
-            notifications += self._call_event(session, call, early)
-        return notifications
-
-    def _call_event(
-        self, session: Session, call: Call, event: CallAnswered | CallEnded
-    ) -> list[Notification]:
-        communication = session.get(Communication, call.communication_id) if call.communication_id else None
-        if isinstance(event, CallAnswered):
-            if call.state not in ('ringing', 'dialing'):
-                log.info('answered for call %s in state %s: nothing to change', call.call_id, call.state)
-                return []
-            call.state = 'active'
-            call.answered_at = event.at
-            if communication is not None:
-                communication.reached = True
-        else:
-            if call.state == 'ended':
-                log.info('ended for call %s already ended', call.call_id)
-                return []
-            if call.state != 'transferred':
-                call.state = 'ended'
-            call.ended_at = event.at
-            call.duration_s = event.duration_s if event.duration_s is not None else _seconds(call, event.at)
-            call.recording_url = event.recording_url
-            if communication is not None:
-                communication.ended_at = event.at
-                communication.duration_s = call.duration_s
-                communication.recording_url = event.recording_url
-                if call.answered_at is None and communication.reached is None:
-                    communication.reached = False
-        return [_state_notification(call)]
-
-    def _chat(self, session: Session, event: ChatMessage, record: InboundEvent) -> list[Notification]:
-        number = phone_key(event.from_)
-        holder_id = _first_holder(session, number)
-        if holder_id is not None:
-            borrower = session.get(Borrower, holder_id)
-        else:
-            borrower = session.scalar(select(Borrower).where(Borrower.pin == event.from_))
-        if borrower is None:
-            log.warning('chat %s from unknown %s: stored without a borrower', event.chat_id, event.from_)
-        session.add(
-            Communication(
-                borrower_id=borrower.id if borrower else None,
-                channel='chat',
-                direction='in',
-                started_at=event.at,
-                phone=number,
-                body=event.text,
-            )
-        )
-        if borrower is not None:
-            borrower.last_contact_at = max(filter(None, [borrower.last_contact_at, event.at]))
-            return [{'kind': 'history', 'borrower_id': borrower.id}]
-        return []
 
     # --- the operator's controls -----------------------------------------------------------------
     def dial(self, actor: Actor, number: str, *, borrower_id: int | None = None) -> CallView:
@@ -365,7 +61,7 @@ class CallService:
         with self._sessions.begin() as session:
             self._require_free(session, actor)
             if borrower_id is None:
-                borrower_id = _first_holder(session, normalised)
+                borrower_id = first_holder(session, normalised)
             if borrower_id is not None:
                 verdict = self._compliance.outgoing_call_in(session, borrower_id, now=now)
                 if not verdict.allowed:
@@ -399,11 +95,11 @@ class CallService:
                 session, 'call.dial', user_id=actor.id, borrower_id=borrower_id, call_id=call.call_id
             )
             session.flush()
-            view = _view(session, call)
+            view = call_view(session, call)
         self._bus.publish_command(
             'telephony.dial', {'call_id': view.call_id, 'extension': actor.extension, 'number': normalised}
         )
-        self._notify([_state_notification(view)])
+        self._notifier.publish([state_changed(call)])
         return view
 
     def hold(self, actor: Actor, call_id: str) -> CallView:
@@ -445,9 +141,7 @@ class CallService:
         with self._sessions.begin() as session:
             call = self._own_call(session, actor, call_id)
             if call.state not in allowed_from:
-                raise ServiceError(
-                    f'Недоступно: звонок в состоянии «{STATE_LABELS.get(call.state, call.state)}»'
-                )
+                raise ServiceError(f'Недоступно: звонок в состоянии «{CallState(call.state).label}»')
             if new_state is not None:
                 call.state = new_state
             if new_state == 'transferred':
@@ -460,9 +154,9 @@ class CallService:
                 call_id=call_id,
                 **extra,
             )
-            view = _view(session, call)
+            view = call_view(session, call)
         self._bus.publish_command(command, {'call_id': call_id, **extra})
-        self._notify([_state_notification(view)])
+        self._notifier.publish([state_changed(call)])
         return view
 
     def link_borrower(self, actor: Actor, call_id: str, borrower_id: int) -> CallView:
@@ -477,8 +171,8 @@ class CallService:
                 session.get(Communication, call.communication_id).borrower_id = borrower.id
             borrower.last_contact_at = max(filter(None, [borrower.last_contact_at, call.started_at]))
             audit.record(session, 'call.link', user_id=actor.id, borrower_id=borrower.id, call_id=call_id)
-            view = _view(session, call)
-        self._notify([{'kind': 'history', 'borrower_id': borrower_id}])
+            view = call_view(session, call)
+        self._notifier.publish([HistoryChanged(borrower_id)])
         return view
 
     def transfer_targets(self, actor: Actor) -> list[tuple[str, str]]:
@@ -530,9 +224,9 @@ class CallService:
                 call_id=call_id,
                 result=option.code,
             )
-            view = _view(session, call)
+            view = call_view(session, call)
         if view.borrower_id is not None:
-            self._notify([{'kind': 'history', 'borrower_id': view.borrower_id}, _state_notification(view)])
+            self._notifier.publish([HistoryChanged(view.borrower_id), state_changed(call)])
         return view
 
     # --- what the operator's screen shows --------------------------------------------------------
@@ -547,11 +241,11 @@ class CallService:
             )
             if call is None:
                 call = self._pending_result(session, actor)
-            return _view(session, call) if call is not None else None
+            return call_view(session, call) if call is not None else None
 
     def view(self, actor: Actor, call_id: str) -> CallView:
         with self._sessions() as session:
-            return _view(session, self._own_call(session, actor, call_id))
+            return call_view(session, self._own_call(session, actor, call_id))
 
     def _require_free(self, session: Session, actor: Actor) -> None:
         live = session.scalar(
@@ -586,16 +280,6 @@ class CallService:
             raise AccessDenied('Это звонок другого сотрудника')
         return call
 
-    def _notify(self, notifications: list[Notification]) -> None:
-        """One UI message for everything a transaction changed: a publish is a broker round trip."""
-        if not notifications:
-            return
-        body = notifications[0] if len(notifications) == 1 else {'kind': 'batch', 'items': notifications}
-        try:
-            self._bus.publish_ui(body)
-        except Exception:  # the effect is committed; a lost screen update must not undo it
-            log.warning('%d UI notifications not delivered', len(notifications), exc_info=True)
-
 
 def _validate_result(
     option: ResultCode, result: CallResult, now: datetime
@@ -623,77 +307,3 @@ def _validate_result(
             raise ServiceError('Время обратного звонка должно быть в будущем')
         callback_at = result.callback_at
     return amount, promise_date, callback_at
-
-
-@contextmanager
-def _savepoint(session: Session) -> Iterator[Session]:
-    with session.begin_nested():
-        yield session
-
-
-def _runs_of_incoming(
-    parsed: list[tuple[int, str, Event]],
-) -> list[list[tuple[int, str, Event]]]:
-    """The batch in order, cut into runs: consecutive incoming calls together, anything else alone."""
-    runs: list[list[tuple[int, str, Event]]] = []
-    for item in parsed:
-        if runs and isinstance(item[2], CallIncoming) and isinstance(runs[-1][-1][2], CallIncoming):
-            runs[-1].append(item)
-        else:
-            runs.append([item])
-    return runs
-
-
-def _first_holder(session: Session, number: str | None) -> int | None:
-    """The borrower a call or message from this number is about, if anyone holds it."""
-    if not number:
-        return None
-    found = holders_of(session, {number}).get(number)
-    return found[0].id if found else None
-
-
-def _seconds(call: Call, ended_at: datetime) -> int:
-    start = call.answered_at or call.started_at
-    return max(0, int((ended_at - start).total_seconds())) if call.answered_at else 0
-
-
-def _view(session: Session, call: Call) -> CallView:
-    borrower = session.get(Borrower, call.borrower_id) if call.borrower_id else None
-    others: tuple[OtherBorrower, ...] = ()
-    if call.other_borrower_ids:
-        ids = [int(i) for i in call.other_borrower_ids.split(',')]
-        rows = session.scalars(select(Borrower).where(Borrower.id.in_(ids))).all()
-        by_id = {b.id: b for b in rows}
-        others = tuple(OtherBorrower(i, by_id[i].full_name) for i in ids if i in by_id)
-    result_code = None
-    if call.communication_id:
-        result_code = session.scalar(
-            select(Communication.result_code).where(Communication.id == call.communication_id)
-        )
-    return CallView(
-        call_id=call.call_id,
-        direction=call.direction,
-        state=call.state,
-        number=call.number,
-        extension=call.extension,
-        borrower_id=call.borrower_id,
-        borrower_name=borrower.full_name if borrower else None,
-        others=others,
-        started_at=call.started_at,
-        answered_at=call.answered_at,
-        ended_at=call.ended_at,
-        duration_s=call.duration_s,
-        recording_url=call.recording_url,
-        transferred_to=call.transferred_to,
-        result_code=result_code,
-    )
-
-
-def _state_notification(call: Call | CallView) -> Notification:
-    return {
-        'kind': 'call_state',
-        'extension': call.extension,
-        'call_id': call.call_id,
-        'state': call.state,
-        'borrower_id': call.borrower_id,
-    }

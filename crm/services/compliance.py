@@ -1,4 +1,4 @@
-"""The contact ledger per borrower and the 230-FZ verdict on an outgoing call (rules in compliance_rules)."""
+"""The contact ledger per borrower and the 230-FZ verdict on an outgoing call (crm.domain.contact_rules)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm.db.models import Borrower, Communication, utcnow
-from crm.services.compliance_rules import CallLimits, LegalFlag, Verdict, check_outgoing_call
-from crm.services.errors import NotFound
+from crm.db.models import Borrower, Communication
+from crm.domain.clock import Clock, system_clock
+from crm.domain.contact_rules import CallLimits, LegalFlag, Verdict, check_outgoing_call
+from crm.domain.errors import NotFound
 
 LEDGER_DAYS = 32  # enough history for the calendar month of any time zone
 
@@ -33,8 +34,15 @@ def reached_calls(session: Session, borrower_id: int, since: datetime) -> list[d
 
 
 class ComplianceService:
-    def __init__(self, sessions: sessionmaker[Session], limits: CallLimits | None = None) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        limits: CallLimits | None = None,
+        *,
+        clock: Clock = system_clock,
+    ) -> None:
         self._sessions = sessions
+        self._clock = clock
         self.limits = limits or CallLimits()
 
     def outgoing_call(self, borrower_id: int, *, now: datetime | None = None) -> Verdict:
@@ -43,7 +51,7 @@ class ComplianceService:
 
     def outgoing_call_in(self, session: Session, borrower_id: int, *, now: datetime | None = None) -> Verdict:
         """The verdict inside the caller's transaction (the dialler checks and records in one go)."""
-        now = now or utcnow()
+        now = now or self._clock()
         borrower = session.get(Borrower, borrower_id)
         if borrower is None:
             raise NotFound('Заёмщик не найден')

@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crm.db.models import ResultCode
 from crm.domain import Role
+from crm.domain.actor import Actor
+from crm.domain.errors import ServiceError
 from crm.services import audit
-from crm.services.actor import Actor
-from crm.services.errors import ServiceError
 
 _CODE = re.compile(r'^[a-z][a-z0-9_]{1,31}$')
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from crm.services.compliance_rules import LegalFlag
+from crm.domain.contact_rules import LegalFlag
 
 
 @dataclass(frozen=True)
@@ -168,3 +168,17 @@ class BorrowerCard:
         if active:
             return max(active, key=lambda loan: loan.days_past_due)  # max keeps the first, i.e. the newest
         return self.loans[0] if self.loans else None
+
+
+# What the borrower list can be sorted by (the service maps each to its column).
+SORTS = ('name', 'total_debt', 'overdue_amount', 'days_past_due', 'last_contact_at')
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    operator_id: int | None = None  # None: the actor's own for an operator, everyone for the others
+    overdue_only: bool = False
+    sort: str = 'days_past_due'
+    descending: bool = True
+    page: int = 1
+    per_page: int = 25

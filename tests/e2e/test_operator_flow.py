@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from crm.db.models import Borrower, BorrowerPhone, User
-from crm.db.normalize import format_phone
-from crm.pages import format as fmt
+from crm.domain import formatting as fmt
+from crm.domain.identifiers import format_phone
 
 
 def test_operator_finds_a_borrower_by_phone_and_reads_the_debt(app_url, page, sessions, output_dir) -> None:

@@ -23,7 +23,7 @@ BOOTSTRAP = 'bootstrap-token-for-tests'
 def services(engine, database_url):
     return bootstrap.build(
         Settings(database_url=database_url, api_token=BOOTSTRAP), engine=engine, bus=InProcessBus()
-    )
+    ).services
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def test_lookup_only_token_gets_403_on_events(client, services, sessions) -> Non
 
 
 def test_only_an_admin_manages_tokens(services, sessions) -> None:
-    from crm.services.errors import AccessDenied
+    from crm.domain.errors import AccessDenied
 
     operator = to_actor(make_user(sessions, role=Role.OPERATOR))
     with pytest.raises(AccessDenied):

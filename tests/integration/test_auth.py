@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from crm.db.models import AuditEntry, User
 from crm.domain import Role
+from crm.domain.errors import LoginFailed
 from crm.services.auth import WRONG_CREDENTIALS, AuthService
-from crm.services.errors import LoginFailed
 from tests.factories import make_user
 
 

@@ -7,9 +7,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm.db.models import Borrower, User
+from crm.domain.errors import AccessDenied
 from crm.services.auth import to_actor
 from crm.services.borrowers import SORT_COLUMNS, BorrowerService, ListQuery
-from crm.services.errors import AccessDenied
 
 
 @pytest.fixture(scope='module')

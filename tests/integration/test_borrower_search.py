@@ -7,11 +7,11 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm.db.models import AuditEntry, Borrower, User
-from crm.db.normalize import format_passport, format_snils
 from crm.domain import Role
+from crm.domain.errors import NotFound, QueryTooShort
+from crm.domain.identifiers import format_passport, format_snils
 from crm.services.auth import to_actor
 from crm.services.borrowers import BorrowerService
-from crm.services.errors import NotFound, QueryTooShort
 from tests.conftest import need_service
 from tests.factories import make_borrower, unique_phone
 
@@ -158,8 +158,8 @@ def test_postgres_name_search_uses_the_trigram_index(sessions, is_postgres) -> N
 
 
 def test_legal_status_is_set_by_supervisors_only_and_audited(service, operator, sessions) -> None:
-    from crm.services.compliance_rules import LegalFlag
-    from crm.services.errors import AccessDenied
+    from crm.domain.contact_rules import LegalFlag
+    from crm.domain.errors import AccessDenied
 
     borrower = make_borrower(sessions, last='Статусный')
     with pytest.raises(AccessDenied):
@@ -210,8 +210,8 @@ def test_card_leads_with_the_most_overdue_active_loan(service, operator, session
 
 
 def test_supervisor_reads_the_audit_of_a_card(service, operator, anon, sessions) -> None:
+    from crm.domain.errors import AccessDenied
     from crm.services.audit import AuditService
-    from crm.services.errors import AccessDenied
 
     borrower, _ = anon
     service.card(operator, borrower.id)

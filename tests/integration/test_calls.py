@@ -10,25 +10,23 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from crm import bootstrap
+from crm.bootstrap import System
+from crm.config import Settings
 from crm.db.models import Borrower, Call, Communication, InboundEvent
 from crm.domain import Role
+from crm.domain.clock import SettableClock
+from crm.domain.errors import AccessDenied, ServiceError
 from crm.integrations.bus import Delivery, InProcessBus
+from crm.services import call_events
 from crm.services.auth import to_actor
-from crm.services.calls import CallResult, CallService
-from crm.services.compliance import ComplianceService
-from crm.services.errors import AccessDenied, ServiceError
+from crm.services.call_views import CallResult
+from crm.services.calls import CallService
+from crm.services.inbound import InboundRouter
 from tests.factories import make_borrower, make_user, unique, unique_phone
 
 # Wednesday 26.11.2026, 12:00 in Moscow: inside the weekday window everywhere west of Yakutsk
 NOON_MSK = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class RecordingBus(InProcessBus):
@@ -45,8 +43,8 @@ class RecordingBus(InProcessBus):
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(NOON_MSK)
+def clock() -> SettableClock:
+    return SettableClock(NOON_MSK)
 
 
 @pytest.fixture
@@ -55,8 +53,18 @@ def bus() -> RecordingBus:
 
 
 @pytest.fixture
-def calls(sessions, bus, clock) -> CallService:
-    return CallService(sessions, bus, ComplianceService(sessions), clock=clock)
+def system(engine, database_url, bus, clock) -> System:
+    return bootstrap.build(Settings(database_url=database_url), engine=engine, bus=bus, clock=clock)
+
+
+@pytest.fixture
+def calls(system) -> CallService:
+    return system.services.calls
+
+
+@pytest.fixture
+def inbound(system) -> InboundRouter:
+    return system.services.inbound
 
 
 @pytest.fixture
@@ -64,9 +72,9 @@ def operator(sessions):
     return to_actor(make_user(sessions, role=Role.OPERATOR))
 
 
-def deliver(calls: CallService, event_type: str, body: dict[str, Any] | bytes) -> list[str | None]:
+def deliver(inbound: InboundRouter, event_type: str, body: dict[str, Any] | bytes) -> list[str | None]:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return calls.handle_deliveries([Delivery(event_type, raw)])
+    return inbound.handle_deliveries([Delivery(event_type, raw)])
 
 
 def incoming(
@@ -80,12 +88,14 @@ def rows(sessions, model, **where) -> list:
         return list(session.scalars(select(model).filter_by(**where)))
 
 
-def test_incoming_call_records_call_and_communication_and_pops(calls, bus, sessions, operator) -> None:
+def test_incoming_call_records_call_and_communication_and_pops(
+    inbound, calls, bus, sessions, operator
+) -> None:
     phone = unique_phone()
     borrower = make_borrower(sessions, last='Звонков', phones=(phone,))
     call_id = f'pbx-{unique()}'
     assert deliver(
-        calls, 'telephony.call.incoming', incoming(call_id, '8' + phone[1:], operator.extension)
+        inbound, 'telephony.call.incoming', incoming(call_id, '8' + phone[1:], operator.extension)
     ) == [None]
     (call,) = rows(sessions, Call, call_id=call_id)
     assert (call.state, call.borrower_id, call.operator_id, call.number) == (
@@ -115,43 +125,43 @@ def test_incoming_call_records_call_and_communication_and_pops(calls, bus, sessi
         assert session.get(Borrower, borrower.id).last_contact_at == datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
-def test_the_same_event_twice_has_one_effect(calls, bus, sessions, operator) -> None:
+def test_the_same_event_twice_has_one_effect(inbound, calls, bus, sessions, operator) -> None:
     call_id = f'pbx-{unique()}'
     event = incoming(call_id, unique_phone(), operator.extension)
     assert (
-        calls.handle_deliveries([Delivery('telephony.call.incoming', json.dumps(event).encode())] * 2)
+        inbound.handle_deliveries([Delivery('telephony.call.incoming', json.dumps(event).encode())] * 2)
         == [None] * 2
     )
-    deliver(calls, 'telephony.call.incoming', event)
+    deliver(inbound, 'telephony.call.incoming', event)
     assert len(rows(sessions, Call, call_id=call_id)) == 1
     assert len(rows(sessions, Communication, call_id=call_id)) == 1
     assert len(bus.ui) == 1
 
 
-def test_several_borrowers_on_one_number_most_recent_loan_first(calls, sessions, operator) -> None:
+def test_several_borrowers_on_one_number_most_recent_loan_first(inbound, calls, sessions, operator) -> None:
     phone = unique_phone()
     older = make_borrower(sessions, last='Старый', phones=(phone,))
     newer = make_borrower(sessions, last='Новый', phones=(phone,))
     with sessions.begin() as session:
         session.get(Borrower, newer.id).loans[0].issued_on = date(2026, 11, 1)
     call_id = f'pbx-{unique()}'
-    deliver(calls, 'telephony.call.incoming', incoming(call_id, phone, operator.extension))
+    deliver(inbound, 'telephony.call.incoming', incoming(call_id, phone, operator.extension))
     view = calls.view(operator, call_id)
     assert view.borrower_id == newer.id
     assert [o.id for o in view.others] == [older.id]
 
 
-def test_unknown_number_and_odd_format_still_pop(calls, bus, sessions, operator) -> None:
+def test_unknown_number_and_odd_format_still_pop(inbound, calls, bus, sessions, operator) -> None:
     call_id = f'pbx-{unique()}'
-    deliver(calls, 'telephony.call.incoming', incoming(call_id, 'anonymous', operator.extension))
+    deliver(inbound, 'telephony.call.incoming', incoming(call_id, 'anonymous', operator.extension))
     (call,) = rows(sessions, Call, call_id=call_id)
     assert call.borrower_id is None and call.number == 'anonymous'
     assert bus.ui[-1]['borrower_id'] is None
 
 
-def test_unknown_extension_is_recorded_with_a_warning(calls, bus, sessions, caplog) -> None:
+def test_unknown_extension_is_recorded_with_a_warning(inbound, calls, bus, sessions, caplog) -> None:
     call_id = f'pbx-{unique()}'
-    assert deliver(calls, 'telephony.call.incoming', incoming(call_id, unique_phone(), '0000')) == [None]
+    assert deliver(inbound, 'telephony.call.incoming', incoming(call_id, unique_phone(), '0000')) == [None]
     assert rows(sessions, Call, call_id=call_id)[0].operator_id is None
     assert 'unknown extension 0000' in caplog.text
 
@@ -166,14 +176,14 @@ def test_unknown_extension_is_recorded_with_a_warning(calls, bus, sessions, capl
     ],
     ids=['not-json', 'not-utf8', 'not-object', 'missing-from-bad-at'],
 )
-def test_malformed_events_are_refused_with_a_reason(calls, body: bytes) -> None:
-    (reason,) = calls.handle_deliveries([Delivery('telephony.call.incoming', body)])
+def test_malformed_events_are_refused_with_a_reason(inbound, calls, body: bytes) -> None:
+    (reason,) = inbound.handle_deliveries([Delivery('telephony.call.incoming', body)])
     assert reason
 
 
-def test_a_bad_event_in_a_batch_does_not_hold_up_the_good_ones(calls, sessions, operator) -> None:
+def test_a_bad_event_in_a_batch_does_not_hold_up_the_good_ones(inbound, calls, sessions, operator) -> None:
     good = f'pbx-{unique()}'
-    outcome = calls.handle_deliveries(
+    outcome = inbound.handle_deliveries(
         [
             Delivery('telephony.call.incoming', b'{oops'),
             Delivery(
@@ -187,11 +197,11 @@ def test_a_bad_event_in_a_batch_does_not_hold_up_the_good_ones(calls, sessions, 
     assert len(rows(sessions, Call, call_id=good)) == 1
 
 
-def test_answered_and_ended_before_incoming_wait_and_apply(calls, sessions, operator) -> None:
+def test_answered_and_ended_before_incoming_wait_and_apply(inbound, calls, sessions, operator) -> None:
     call_id = f'pbx-{unique()}'
-    deliver(calls, 'telephony.call.answered', {'call_id': call_id, 'at': '2026-11-26T12:00:05+03:00'})
+    deliver(inbound, 'telephony.call.answered', {'call_id': call_id, 'at': '2026-11-26T12:00:05+03:00'})
     deliver(
-        calls,
+        inbound,
         'telephony.call.ended',
         {
             'call_id': call_id,
@@ -201,7 +211,7 @@ def test_answered_and_ended_before_incoming_wait_and_apply(calls, sessions, oper
         },
     )
     assert [e.status for e in rows(sessions, InboundEvent, call_id=call_id)] == ['parked', 'parked']
-    deliver(calls, 'telephony.call.incoming', incoming(call_id, unique_phone(), operator.extension))
+    deliver(inbound, 'telephony.call.incoming', incoming(call_id, unique_phone(), operator.extension))
     (call,) = rows(sessions, Call, call_id=call_id)
     assert (call.state, call.duration_s, call.recording_url) == ('ended', 180, 'http://r/1')
     assert call.answered_at == datetime(2026, 11, 26, 9, 0, 5, tzinfo=UTC)
@@ -209,31 +219,31 @@ def test_answered_and_ended_before_incoming_wait_and_apply(calls, sessions, oper
 
 
 def test_ended_without_answer_is_a_missed_call_and_late_answer_changes_nothing(
-    calls, sessions, operator
+    inbound, calls, sessions, operator
 ) -> None:
     call_id = f'pbx-{unique()}'
-    deliver(calls, 'telephony.call.incoming', incoming(call_id, unique_phone(), operator.extension))
-    deliver(calls, 'telephony.call.ended', {'call_id': call_id, 'at': '2026-11-26T12:00:20+03:00'})
-    deliver(calls, 'telephony.call.answered', {'call_id': call_id, 'at': '2026-11-26T12:00:10+03:00'})
+    deliver(inbound, 'telephony.call.incoming', incoming(call_id, unique_phone(), operator.extension))
+    deliver(inbound, 'telephony.call.ended', {'call_id': call_id, 'at': '2026-11-26T12:00:20+03:00'})
+    deliver(inbound, 'telephony.call.answered', {'call_id': call_id, 'at': '2026-11-26T12:00:10+03:00'})
     (call,) = rows(sessions, Call, call_id=call_id)
     assert (call.state, call.answered_at, call.duration_s) == ('ended', None, 0)
     assert rows(sessions, Communication, call_id=call_id)[0].reached is False
 
 
-def ring_and_answer(calls, sessions, operator, borrower=None) -> str:
+def ring_and_answer(inbound, calls, sessions, operator, borrower=None) -> str:
     borrower = borrower or make_borrower(sessions, phones=(unique_phone(),))
     phone = borrower.phones[0].phone if borrower.phones else unique_phone()
     call_id = f'pbx-{unique()}'
-    deliver(calls, 'telephony.call.incoming', incoming(call_id, phone, operator.extension))
-    deliver(calls, 'telephony.call.answered', {'call_id': call_id, 'at': '2026-11-26T12:00:05+03:00'})
+    deliver(inbound, 'telephony.call.incoming', incoming(call_id, phone, operator.extension))
+    deliver(inbound, 'telephony.call.answered', {'call_id': call_id, 'at': '2026-11-26T12:00:05+03:00'})
     return call_id
 
 
 def test_hold_resume_transfer_publish_commands_and_follow_the_state_machine(
-    calls, bus, sessions, operator
+    inbound, calls, bus, sessions, operator
 ) -> None:
     other = make_user(sessions)
-    call_id = ring_and_answer(calls, sessions, operator)
+    call_id = ring_and_answer(inbound, calls, sessions, operator)
     assert calls.hold(operator, call_id).state == 'on_hold'
     with pytest.raises(ServiceError, match='На удержании'):
         calls.hold(operator, call_id)
@@ -251,34 +261,34 @@ def test_hold_resume_transfer_publish_commands_and_follow_the_state_machine(
         calls.hangup(operator, call_id)  # a transferred call is no longer ours to end
 
 
-def test_hangup_asks_the_pbx_and_the_state_follows_its_ended(calls, bus, sessions, operator) -> None:
-    call_id = ring_and_answer(calls, sessions, operator)
+def test_hangup_asks_the_pbx_and_the_state_follows_its_ended(inbound, calls, bus, sessions, operator) -> None:
+    call_id = ring_and_answer(inbound, calls, sessions, operator)
     assert calls.hangup(operator, call_id).state == 'active'
     assert bus.commands[-1] == ('telephony.hangup', {'call_id': call_id})
-    deliver(calls, 'telephony.call.ended', {'call_id': call_id, 'at': '2026-11-26T12:01:05+03:00'})
+    deliver(inbound, 'telephony.call.ended', {'call_id': call_id, 'at': '2026-11-26T12:01:05+03:00'})
     view = calls.view(operator, call_id)
     assert (view.state, view.duration_s, view.needs_result) == ('ended', 60, True)
 
 
-def test_another_operators_call_is_off_limits(calls, sessions, operator) -> None:
-    call_id = ring_and_answer(calls, sessions, operator)
+def test_another_operators_call_is_off_limits(inbound, calls, sessions, operator) -> None:
+    call_id = ring_and_answer(inbound, calls, sessions, operator)
     stranger = to_actor(make_user(sessions))
     with pytest.raises(AccessDenied):
         calls.hold(stranger, call_id)
 
 
-def ended_call(calls, sessions, operator) -> str:
-    call_id = ring_and_answer(calls, sessions, operator)
+def ended_call(inbound, calls, sessions, operator) -> str:
+    call_id = ring_and_answer(inbound, calls, sessions, operator)
     deliver(
-        calls,
+        inbound,
         'telephony.call.ended',
         {'call_id': call_id, 'at': '2026-11-26T12:02:05+03:00', 'duration_s': 120},
     )
     return call_id
 
 
-def test_promise_needs_amount_and_date_and_lands_in_history(calls, bus, sessions, operator) -> None:
-    call_id = ended_call(calls, sessions, operator)
+def test_promise_needs_amount_and_date_and_lands_in_history(inbound, calls, bus, sessions, operator) -> None:
+    call_id = ended_call(inbound, calls, sessions, operator)
     with pytest.raises(ServiceError, match='сумму'):
         calls.save_result(operator, call_id, CallResult('promise', promise_date=date(2026, 12, 1)))
     with pytest.raises(ServiceError, match='больше нуля'):
@@ -305,8 +315,8 @@ def test_promise_needs_amount_and_date_and_lands_in_history(calls, bus, sessions
     assert {'kind': 'history', 'borrower_id': view.borrower_id} in bus.ui
 
 
-def test_callback_needs_a_future_moment(calls, sessions, operator, clock) -> None:
-    call_id = ended_call(calls, sessions, operator)
+def test_callback_needs_a_future_moment(inbound, calls, sessions, operator, clock) -> None:
+    call_id = ended_call(inbound, calls, sessions, operator)
     with pytest.raises(ServiceError, match='перезвонить'):
         calls.save_result(operator, call_id, CallResult('callback'))
     with pytest.raises(ServiceError, match='будущем'):
@@ -317,18 +327,20 @@ def test_callback_needs_a_future_moment(calls, sessions, operator, clock) -> Non
     assert rows(sessions, Communication, call_id=call_id)[0].callback_at == clock.now + timedelta(days=1)
 
 
-def test_unknown_result_code_and_result_during_the_call_are_refused(calls, sessions, operator) -> None:
-    call_id = ring_and_answer(calls, sessions, operator)
+def test_unknown_result_code_and_result_during_the_call_are_refused(
+    inbound, calls, sessions, operator
+) -> None:
+    call_id = ring_and_answer(inbound, calls, sessions, operator)
     with pytest.raises(ServiceError, match='после завершения'):
         calls.save_result(operator, call_id, CallResult('consultation'))
-    deliver(calls, 'telephony.call.ended', {'call_id': call_id, 'at': '2026-11-26T12:02:05+03:00'})
+    deliver(inbound, 'telephony.call.ended', {'call_id': call_id, 'at': '2026-11-26T12:02:05+03:00'})
     with pytest.raises(ServiceError, match='из списка'):
         calls.save_result(operator, call_id, CallResult('nonsense'))
 
 
-def test_no_new_call_before_the_last_result_is_saved(calls, bus, sessions, operator) -> None:
+def test_no_new_call_before_the_last_result_is_saved(inbound, calls, bus, sessions, operator) -> None:
     borrower = make_borrower(sessions, phones=(unique_phone(),))
-    call_id = ended_call(calls, sessions, operator)
+    call_id = ended_call(inbound, calls, sessions, operator)
     with pytest.raises(ServiceError, match='результат предыдущего'):
         calls.dial(operator, borrower.phones[0].phone, borrower_id=borrower.id)
     calls.save_result(operator, call_id, CallResult('consultation'))
@@ -347,32 +359,32 @@ def test_dial_refuses_a_bad_number(calls, operator) -> None:
         calls.dial(operator, '12345')
 
 
-def answered_outgoing(calls, sessions, operator, borrower) -> str:
+def answered_outgoing(inbound, calls, sessions, operator, borrower) -> str:
     view = calls.dial(operator, borrower.phones[0].phone, borrower_id=borrower.id)
-    deliver(calls, 'telephony.call.answered', {'call_id': view.call_id, 'at': calls._clock().isoformat()})
-    deliver(calls, 'telephony.call.ended', {'call_id': view.call_id, 'at': calls._clock().isoformat()})
+    deliver(inbound, 'telephony.call.answered', {'call_id': view.call_id, 'at': calls._clock().isoformat()})
+    deliver(inbound, 'telephony.call.ended', {'call_id': view.call_id, 'at': calls._clock().isoformat()})
     calls.save_result(operator, view.call_id, CallResult('refusal'))
     return view.call_id
 
 
-def test_230_fz_one_reached_call_a_day_about_overdue_debt(calls, sessions, operator, clock) -> None:
+def test_230_fz_one_reached_call_a_day_about_overdue_debt(inbound, calls, sessions, operator, clock) -> None:
     borrower = make_borrower(sessions, phones=(unique_phone(),), overdue=Decimal('5000'), days_past_due=10)
-    answered_outgoing(calls, sessions, operator, borrower)
+    answered_outgoing(inbound, calls, sessions, operator, borrower)
     clock.now += timedelta(hours=2)
     with pytest.raises(ServiceError, match='не более 1 звонка в сутки'):
         calls.dial(operator, borrower.phones[0].phone, borrower_id=borrower.id)
     clock.now += timedelta(days=1)
-    answered_outgoing(calls, sessions, operator, borrower)  # Thursday: allowed again
+    answered_outgoing(inbound, calls, sessions, operator, borrower)  # Thursday: allowed again
     clock.now += timedelta(days=1)
     with pytest.raises(ServiceError, match='в неделю'):  # Friday: the week's two are used
         calls.dial(operator, borrower.phones[0].phone, borrower_id=borrower.id)
 
 
-def test_230_fz_unanswered_attempts_do_not_count(calls, sessions, operator, clock) -> None:
+def test_230_fz_unanswered_attempts_do_not_count(inbound, calls, sessions, operator, clock) -> None:
     borrower = make_borrower(sessions, phones=(unique_phone(),), overdue=Decimal('5000'), days_past_due=10)
     for _ in range(3):
         view = calls.dial(operator, borrower.phones[0].phone, borrower_id=borrower.id)
-        deliver(calls, 'telephony.call.ended', {'call_id': view.call_id, 'at': clock.now.isoformat()})
+        deliver(inbound, 'telephony.call.ended', {'call_id': view.call_id, 'at': clock.now.isoformat()})
         calls.save_result(operator, view.call_id, CallResult('no_answer'))
         clock.now += timedelta(minutes=30)
     assert len(rows(sessions, Call, borrower_id=borrower.id)) == 3
@@ -387,11 +399,11 @@ def test_230_fz_quiet_hours_in_the_borrowers_time_zone(calls, sessions, operator
         calls.dial(operator, borrower.phones[0].phone, borrower_id=borrower.id)
 
 
-def test_230_fz_no_overdue_debt_no_limits(calls, sessions, operator, clock) -> None:
+def test_230_fz_no_overdue_debt_no_limits(inbound, calls, sessions, operator, clock) -> None:
     borrower = make_borrower(sessions, phones=(unique_phone(),))
     clock.now = datetime(2026, 11, 26, 20, 30, tzinfo=UTC)  # 23:30 in Moscow
-    answered_outgoing(calls, sessions, operator, borrower)
-    answered_outgoing(calls, sessions, operator, borrower)
+    answered_outgoing(inbound, calls, sessions, operator, borrower)
+    answered_outgoing(inbound, calls, sessions, operator, borrower)
 
 
 @pytest.mark.parametrize('flag', ['contact_refused', 'representative_only', 'bankrupt', 'incapacitated'])
@@ -406,27 +418,27 @@ def test_legal_status_blocks_outgoing_calls(calls, sessions, operator, flag: str
     assert made == 0  # nothing half-written
 
 
-def test_inbound_calls_are_never_limited(calls, sessions, operator) -> None:
+def test_inbound_calls_are_never_limited(inbound, calls, sessions, operator) -> None:
     borrower = make_borrower(sessions, phones=(unique_phone(),), overdue=Decimal('5000'), days_past_due=10)
     with sessions.begin() as session:
         session.get(Borrower, borrower.id).contact_refused = True
     for _ in range(3):
-        call_id = ring_and_answer(calls, sessions, operator, borrower)
+        call_id = ring_and_answer(inbound, calls, sessions, operator, borrower)
         assert calls.view(operator, call_id).state == 'active'
-        deliver(calls, 'telephony.call.ended', {'call_id': call_id, 'at': '2026-11-26T12:02:05+03:00'})
+        deliver(inbound, 'telephony.call.ended', {'call_id': call_id, 'at': '2026-11-26T12:02:05+03:00'})
         calls.save_result(operator, call_id, CallResult('consultation'))
 
 
-def test_linking_the_call_to_the_right_borrower(calls, sessions, operator) -> None:
+def test_linking_the_call_to_the_right_borrower(inbound, calls, sessions, operator) -> None:
     call_id = f'pbx-{unique()}'
-    deliver(calls, 'telephony.call.incoming', incoming(call_id, unique_phone(), operator.extension))
+    deliver(inbound, 'telephony.call.incoming', incoming(call_id, unique_phone(), operator.extension))
     borrower = make_borrower(sessions, last='Найденный')
     view = calls.link_borrower(operator, call_id, borrower.id)
     assert view.borrower_id == borrower.id
     assert rows(sessions, Communication, call_id=call_id)[0].borrower_id == borrower.id
 
 
-def test_chat_message_is_recorded_for_the_borrower(calls, bus, sessions) -> None:
+def test_chat_message_is_recorded_for_the_borrower(inbound, calls, bus, sessions) -> None:
     phone = unique_phone()
     borrower = make_borrower(sessions, phones=(phone,))
     chat = {
@@ -435,48 +447,50 @@ def test_chat_message_is_recorded_for_the_borrower(calls, bus, sessions) -> None
         'text': 'Когда платёж?',
         'at': '2026-11-26T12:00:00Z',
     }
-    deliver(calls, 'chat.message.received', chat)
-    deliver(calls, 'chat.message.received', chat)
+    deliver(inbound, 'chat.message.received', chat)
+    deliver(inbound, 'chat.message.received', chat)
     (message,) = rows(sessions, Communication, borrower_id=borrower.id, channel='chat')
     assert message.body == 'Когда платёж?'
     assert bus.ui[-1] == {'kind': 'history', 'borrower_id': borrower.id}
 
 
-def test_the_same_event_from_several_senders_at_once_has_one_effect(calls, sessions, operator) -> None:
+def test_the_same_event_from_several_senders_at_once_has_one_effect(
+    inbound, calls, sessions, operator
+) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     event = incoming(f'pbx-{unique()}', unique_phone(), operator.extension)
     with ThreadPoolExecutor(8) as pool:
-        fresh = list(pool.map(lambda _: calls.accept('telephony.call.incoming', event), range(8)))
+        fresh = list(pool.map(lambda _: inbound.accept('telephony.call.incoming', event), range(8)))
     assert fresh.count(True) == 1
     assert len(rows(sessions, Call, call_id=event['call_id'])) == 1
 
 
-def test_a_batch_of_events_is_one_ui_message(calls, bus, sessions, operator) -> None:
+def test_a_batch_of_events_is_one_ui_message(inbound, calls, bus, sessions, operator) -> None:
     events = [incoming(f'pbx-{unique()}', unique_phone(), operator.extension) for _ in range(5)]
-    calls.handle_deliveries([Delivery('telephony.call.incoming', json.dumps(e).encode()) for e in events])
+    inbound.handle_deliveries([Delivery('telephony.call.incoming', json.dumps(e).encode()) for e in events])
     assert bus.messages == 1 and [n['call_id'] for n in bus.ui] == [e['call_id'] for e in events]
 
 
 def test_an_event_that_breaks_the_code_is_dead_lettered_not_retried_for_ever(
-    calls, sessions, operator, monkeypatch
+    inbound, calls, sessions, operator, monkeypatch
 ) -> None:
     good = incoming(f'pbx-{unique()}', unique_phone(), operator.extension)
     bad = {'call_id': f'pbx-{unique()}', 'at': '2026-11-26T12:00:00Z'}
-    original = CallService._call_event
+    original = call_events.apply_to_call
 
-    def broken(self, session, call, event):
+    def broken(session, call, event):
         raise RuntimeError('a bug')
 
-    monkeypatch.setattr(CallService, '_call_event', broken)
-    deliver(calls, 'telephony.call.incoming', incoming(bad['call_id'], unique_phone(), operator.extension))
-    outcome = calls.handle_deliveries(
+    monkeypatch.setattr(call_events, 'apply_to_call', broken)
+    deliver(inbound, 'telephony.call.incoming', incoming(bad['call_id'], unique_phone(), operator.extension))
+    outcome = inbound.handle_deliveries(
         [
             Delivery('telephony.call.answered', json.dumps(bad).encode()),
             Delivery('telephony.call.incoming', json.dumps(good).encode()),
         ]
     )
-    monkeypatch.setattr(CallService, '_call_event', original)
+    monkeypatch.setattr(call_events, 'apply_to_call', original)
     assert outcome == ['processing failed: RuntimeError: a bug', None]
     assert len(rows(sessions, Call, call_id=good['call_id'])) == 1
 
@@ -485,7 +499,9 @@ def as_deliveries(*events: tuple[str, dict[str, Any]]) -> list[Delivery]:
     return [Delivery(event_type, json.dumps(body).encode()) for event_type, body in events]
 
 
-def test_a_batch_of_incoming_calls_has_the_effect_of_each_one_alone(calls, bus, sessions, operator) -> None:
+def test_a_batch_of_incoming_calls_has_the_effect_of_each_one_alone(
+    inbound, calls, bus, sessions, operator
+) -> None:
     """A burst is recorded set-wise; every case the one-by-one path knows must come out the same."""
     shared, own, twice = unique_phone(), unique_phone(), unique_phone()
     older = make_borrower(sessions, last='Старший', phones=(shared,))
@@ -495,11 +511,11 @@ def test_a_batch_of_incoming_calls_has_the_effect_of_each_one_alone(calls, bus, 
     with sessions.begin() as session:
         session.get(Borrower, newer.id).loans[0].issued_on = date(2026, 11, 1)
     seen_before = incoming(f'pbx-{unique()}', unique_phone(), operator.extension)
-    deliver(calls, 'telephony.call.incoming', seen_before)
+    deliver(inbound, 'telephony.call.incoming', seen_before)
     bus.ui.clear()
     ids = [f'pbx-{unique()}' for _ in range(6)]
     early_answer = {'call_id': ids[5], 'at': '2026-11-26T12:00:30+03:00'}
-    outcome = calls.handle_deliveries(
+    outcome = inbound.handle_deliveries(
         as_deliveries(
             ('telephony.call.answered', early_answer),
             ('telephony.call.incoming', incoming(ids[0], shared, operator.extension)),
@@ -544,10 +560,10 @@ def test_a_batch_of_incoming_calls_has_the_effect_of_each_one_alone(calls, bus, 
 
 
 def test_a_run_of_incoming_calls_that_fails_is_retried_one_by_one(
-    calls, sessions, operator, monkeypatch
+    inbound, calls, sessions, operator, monkeypatch
 ) -> None:
     """A bug hit by one event of a burst dead-letters that event alone; the rest is recorded."""
-    import crm.services.incoming as incoming_module
+    import crm.services.call_events as incoming_module
 
     poison = unique_phone()
     original = incoming_module.phone_key
@@ -559,7 +575,7 @@ def test_a_run_of_incoming_calls_that_fails_is_retried_one_by_one(
 
     monkeypatch.setattr(incoming_module, 'phone_key', breaks_on_poison)
     ids = [f'pbx-{unique()}' for _ in range(3)]
-    outcome = calls.handle_deliveries(
+    outcome = inbound.handle_deliveries(
         as_deliveries(
             ('telephony.call.incoming', incoming(ids[0], unique_phone(), operator.extension)),
             ('telephony.call.incoming', incoming(ids[1], poison, operator.extension)),

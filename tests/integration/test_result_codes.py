@@ -7,11 +7,11 @@ from sqlalchemy import select
 
 from crm.db.models import User
 from crm.domain import Role
+from crm.domain.errors import AccessDenied, ServiceError
 from crm.integrations.bus import InProcessBus
 from crm.services.auth import to_actor
 from crm.services.calls import CallService
 from crm.services.compliance import ComplianceService
-from crm.services.errors import AccessDenied, ServiceError
 from crm.services.result_codes import ResultCodeRow, ResultCodeService
 from tests.factories import make_user, unique
 

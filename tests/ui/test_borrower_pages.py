@@ -6,8 +6,8 @@ from sqlalchemy import func, select
 
 from crm.db.models import AuditEntry, Borrower, BorrowerPhone, Product, ProductSale
 from crm.db.models import User as UserRow
-from crm.db.normalize import format_phone
-from crm.pages import format as fmt
+from crm.domain import formatting as fmt
+from crm.domain.identifiers import format_phone
 from tests.ui.conftest import WAIT, log_in, until
 
 

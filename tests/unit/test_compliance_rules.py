@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from crm.services.compliance_rules import (
+from crm.domain.contact_rules import (
     LEGAL_FLAG_LABELS,
     CallLimits,
     LegalFlag,

@@ -28,8 +28,8 @@ from crm.db.models import (
     ProductSale,
     User,
 )
-from crm.db.normalize import inn_is_valid, name_key, snils_is_valid
 from crm.domain import LOAN_STATUSES, RESULT_CODES, overdue_bucket
+from crm.domain.identifiers import inn_is_valid, name_key, snils_is_valid
 from crm.services.passwords import verify_password
 
 TODAY = date(2026, 11, 26)

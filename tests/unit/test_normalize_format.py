@@ -1,7 +1,8 @@
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from crm.db.normalize import (
+from crm.domain import formatting as fmt
+from crm.domain.identifiers import (
     format_passport,
     format_phone,
     format_snils,
@@ -12,7 +13,6 @@ from crm.db.normalize import (
     snils_check_digits,
     snils_is_valid,
 )
-from crm.pages import format as fmt
 
 
 def test_name_key_folds_case_yo_and_spaces() -> None:

@@ -1,7 +1,7 @@
 import pytest
 
-from crm.services.errors import QueryTooShort
-from crm.services.search_query import Identifier, NameParts, parse
+from crm.domain.errors import QueryTooShort
+from crm.domain.search_query import Identifier, NameParts, parse
 
 
 @pytest.mark.parametrize('text', ['+7 928 000-99-77', '89280009977', '9280009977', '8 (928) 000-99-77'])

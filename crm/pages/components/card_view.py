@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from html import escape
 
 from nicegui import ui
 
-from crm.db.normalize import digits, format_passport, format_phone, format_snils
 from crm.domain import CHANNEL_LABELS, overdue_bucket, status_label
-from crm.pages import format as fmt
-from crm.pages.format import day
+from crm.domain import formatting as fmt
+from crm.domain.contact_rules import LEGAL_FLAG_LABELS, LegalFlag, Verdict
+from crm.domain.formatting import day
+from crm.domain.identifiers import digits, format_passport, format_phone, format_snils
 from crm.services import views as v
-from crm.services.compliance_rules import LEGAL_FLAG_LABELS, LegalFlag, Verdict
 
 PHONE_KINDS = {'mobile': 'моб.', 'home': 'дом.', 'work': 'раб.'}
 CHANNEL_ICONS = {
@@ -61,7 +61,7 @@ def heading(card: v.BorrowerCard) -> None:
         ui.label(f'Ответственный: {card.operator_name or "не назначен"}').classes('text-sm text-gray-600')
 
 
-def personal(card: v.BorrowerCard) -> None:
+def personal(card: v.BorrowerCard, now: datetime) -> None:
     with ui.card().classes('flex-1 min-w-[28rem]'):
         ui.label(card.full_name).classes('text-xl font-semibold')
         fields(
@@ -74,7 +74,7 @@ def personal(card: v.BorrowerCard) -> None:
                 ('E-mail', card.email),
                 ('Адрес', card.address),
                 ('Город', card.city),
-                ('Местное время', fmt.local_time(card.timezone, datetime.now(UTC))),
+                ('Местное время', fmt.local_time(card.timezone, now)),
                 ('Место работы', card.employer),
                 ('Долг в месяц', fmt.money(card.monthly_payment)),
                 ('Последний контакт', fmt.moment(card.last_contact_at)),
@@ -116,10 +116,14 @@ def loan_terms(card: v.BorrowerCard) -> None:
         ):
             with ui.column().classes('gap-0'):
                 ui.label('Просроченная задолженность').classes('text-xs')
-                ui.label(fmt.money(loan.overdue_amount)).classes('text-xl font-bold')
+                ui.label(fmt.money(loan.overdue_amount)).classes('text-xl font-bold').props(
+                    'data-testid=overdue-amount'
+                )
             with ui.column().classes('gap-0 items-end'):
                 ui.label('Дней просрочки').classes('text-xs')
-                ui.label(str(loan.days_past_due)).classes('text-xl font-bold')
+                ui.label(str(loan.days_past_due)).classes('text-xl font-bold').props(
+                    'data-testid=days-past-due'
+                )
                 ui.label(overdue_bucket(loan.days_past_due)).classes('text-xs')
         if len([x for x in card.loans if x.state == 'active']) > 1:
             ui.label(
@@ -309,7 +313,7 @@ def legal_status_dialog(card: v.BorrowerCard, save: FlagsSaver) -> None:
 
 
 def render(
-    card: v.BorrowerCard, verdict: Verdict | None = None, save_flags: FlagsSaver | None = None
+    card: v.BorrowerCard, verdict: Verdict | None, now: datetime, save_flags: FlagsSaver | None = None
 ) -> HistoryPanel:
     """The whole card; returns the history panel so a new contact can be shown in place."""
     heading(card)
@@ -320,7 +324,7 @@ def render(
             ).props('flat dense no-caps')
     legal_status(card)
     with ui.row().classes('w-full items-stretch gap-4'):
-        personal(card)
+        personal(card, now)
         loan_terms(card)
     with ui.element('div').classes('w-full grid grid-cols-1 xl:grid-cols-5 gap-4 items-start'):
         with ui.element('div').classes('xl:col-span-2 min-w-0'):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from crm.domain import ROLE_LABELS, Role
-from crm.services.errors import AccessDenied
+from crm.domain.errors import AccessDenied
 
 
 @dataclass(frozen=True)

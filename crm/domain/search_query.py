@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from crm.db.normalize import digits, name_key
-from crm.services.errors import QueryTooShort
+from crm.domain.errors import QueryTooShort
+from crm.domain.identifiers import digits, name_key
 
 MIN_LENGTH = 2
 TOO_SHORT = 'Введите не менее 2 символов: часть ФИО, телефон, паспорт, PIN, ИНН или СНИЛС'

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from crm.text import plural
+from crm.domain.text import plural
 
 OFFICE_TZ = ZoneInfo('Europe/Moscow')
 

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Callable
 
-from nicegui import run, ui
+from nicegui import ui
 
 from crm.bootstrap import Services
-from crm.pages import call_panel, card_view
+from crm.domain.actor import Actor
+from crm.domain.contact_rules import LegalFlag, Verdict
+from crm.domain.errors import NotFound, QueryTooShort, ServiceError
+from crm.domain.notifications import CallStateChanged, HistoryChanged, Notification, ScreenPop
+from crm.pages.components import call_panel, card_view
 from crm.pages.live import LiveHub
-from crm.services.actor import Actor
-from crm.services.calls import CallView, ResultOption
-from crm.services.compliance_rules import LegalFlag, Verdict
-from crm.services.errors import NotFound, QueryTooShort, ServiceError
+from crm.pages.off_loop import attempt, service
+from crm.services.call_views import CallView, ResultOption
 from crm.services.views import BorrowerCard, SearchResult
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,8 @@ NAME_FIRST_S = 0.03
 
 
 class Workspace:
+    """What the call panel and the card are drawn for: the actor, their call, the card on screen."""
+
     def __init__(self, services: Services, hub: LiveHub, actor: Actor) -> None:
         self.services = services
         self.hub = hub
@@ -41,31 +45,31 @@ class Workspace:
 
     async def start(self) -> None:
         """Show the operator's current call and start hearing screen pops for their extension."""
-        self.result_options = await run.io_bound(self.services.calls.result_options) or []
-        self.call = await run.io_bound(self.services.calls.current, self.actor)
+        self.result_options = await service(self.services.calls.result_options)
+        self.call = await service(self.services.calls.current, self.actor)
         self.render_call()
         client = ui.context.client
         self.hub.register(client, self.actor.extension, self.on_notification)
 
     # --- notifications from the bus (on the event loop) ------------------------------------------
-    async def on_notification(self, body: dict[str, Any]) -> None:
-        kind = body.get('kind')
-        if kind == 'screen_pop':
-            await self.pop(body)
-        elif kind == 'call_state':
-            if self.call is None or self.call.call_id == body.get('call_id') or not self.call.live:
-                await self.refresh_call(str(body['call_id']))
-        elif kind == 'history' and self.card is not None and body.get('borrower_id') == self.card.id:
-            await self.refresh_history()
+    async def on_notification(self, notification: Notification) -> None:
+        match notification:
+            case ScreenPop():
+                await self.pop(notification)
+            case CallStateChanged(call_id=call_id):
+                if self.call is None or self.call.call_id == call_id or not self.call.live:
+                    await self.refresh_call(call_id)
+            case HistoryChanged(borrower_id=borrower_id):
+                if self.card is not None and borrower_id == self.card.id:
+                    await self.refresh_history()
 
-    async def pop(self, notification: dict[str, Any]) -> None:
+    async def pop(self, pop: ScreenPop) -> None:
         """A ring: at once the panel names the caller from the notification alone; then the card.
 
         The card (and the full call, with other holders of the number) comes from the database in
         one trip to a worker thread.
         """
-        call_id = str(notification['call_id'])
-        self.call = CallView.ringing(notification)
+        self.call = CallView.ringing(pop)
         self._call_updates += 1
         updates = self._call_updates
         self.render_call()
@@ -74,19 +78,16 @@ class Workspace:
         await asyncio.sleep(NAME_FIRST_S)
 
         def load() -> tuple[CallView, BorrowerCard | None, Verdict | None]:
-            call = self.services.calls.view(self.actor, call_id)
+            call = self.services.calls.view(self.actor, pop.call_id)
             if call.borrower_id is None:
                 return call, None, None
             return call, *self._load_card(call.borrower_id)
 
         try:
-            loaded = await run.io_bound(load)
+            call, card, verdict = await service(load)
         except ServiceError as error:
-            log.warning('screen pop for call %s not shown: %s', call_id, error.message)
+            log.warning('screen pop for call %s not shown: %s', pop.call_id, error.message)
             return
-        if loaded is None:  # the app is shutting down
-            return
-        call, card, verdict = loaded
         if self._call_updates == updates:  # no answered / ended arrived while the card was loading
             self.call = call
         if card is not None and verdict is not None:
@@ -97,11 +98,10 @@ class Workspace:
 
     async def refresh_call(self, call_id: str) -> None:
         try:
-            view = await run.io_bound(self.services.calls.view, self.actor, call_id)
+            view = await service(self.services.calls.view, self.actor, call_id)
         except ServiceError:
             return
-        if view is not None:
-            self.show_call(view)
+        self.show_call(view)
 
     def show_call(self, view: CallView) -> None:
         """The panel keeps a call while it is live or waits for its result, then lets it go."""
@@ -116,16 +116,15 @@ class Workspace:
     async def show_card(self, borrower_id: int) -> None:
         """Render the borrower's card into this tab; the address follows so a reload keeps it."""
         try:
-            loaded = await run.io_bound(self._load_card, borrower_id)
+            card, verdict = await service(self._load_card, borrower_id)
         except NotFound as error:
             self.content.clear()
             with self.content:
                 ui.label(error.message).classes('text-lg')
                 ui.link('К списку заёмщиков', '/')
             return
-        if loaded is not None:
-            self._render_card(*loaded)
-            self.render_call()
+        self._render_card(card, verdict)
+        self.render_call()
 
     def _load_card(self, borrower_id: int) -> tuple[BorrowerCard, Verdict]:
         """In a worker thread: the card (an audited view) and whether it may be called now."""
@@ -138,7 +137,10 @@ class Workspace:
         self.content.clear()
         with self.content:
             self._history = card_view.render(
-                card, verdict, self.save_flags if self.actor.sees_everyone else None
+                card,
+                verdict,
+                self.services.clock(),
+                self.save_flags if self.actor.sees_everyone else None,
             )
         ui.navigate.history.replace(f'/borrower/{card.id}')
 
@@ -146,13 +148,11 @@ class Workspace:
         if self.card is None:
             return
         with self.content:  # the dialog that called this goes away with the card it is redrawn from
-            try:
-                await run.io_bound(self.services.borrowers.set_legal_flags, self.actor, self.card.id, flags)
-            except ServiceError as error:
-                ui.notify(error.message, type='warning')
+            card_id = self.card.id
+            if await attempt(self.services.borrowers.set_legal_flags, self.actor, card_id, flags) is None:
                 return
             ui.notify('Правовой статус сохранён', type='positive')
-            await self.show_card(self.card.id)
+            await self.show_card(card_id)
 
     def show_unknown(self, number: str) -> None:
         self.card = None
@@ -163,17 +163,16 @@ class Workspace:
 
     async def search(self, text: str) -> SearchResult | str:
         try:
-            return await run.io_bound(self.services.borrowers.search, self.actor, text)
+            return await service(self.services.borrowers.search, self.actor, text)
         except QueryTooShort as error:
             return error.message
 
     async def refresh_history(self) -> None:
         if self.card is None or self._history is None:
             return
-        items, total = await run.io_bound(self.services.borrowers.history, self.actor, self.card.id)
-        verdict = await run.io_bound(self.services.compliance.outgoing_call, self.card.id)
-        if items is None:
-            return
+        card_id = self.card.id
+        items, total = await service(self.services.borrowers.history, self.actor, card_id)
+        verdict = await service(self.services.compliance.outgoing_call, card_id)
         self._history.update(items, total)
         self.verdict = verdict
         self.render_call()
@@ -182,13 +181,9 @@ class Workspace:
     def render_call(self) -> None:
         self.panel.update()
 
-    async def act(self, action, *args, **kwargs) -> CallView | None:
+    async def act(self, action: Callable[..., CallView], *args: object, **kwargs: object) -> CallView | None:
         """Run a call service action off the loop; show a refusal as a notification."""
-        try:
-            view = await run.io_bound(action, self.actor, *args, **kwargs)
-        except ServiceError as error:
-            ui.notify(error.message, type='warning', multi_line=True)
-            return None
+        view = await attempt(action, self.actor, *args, **kwargs)
         if view is not None:
             self.show_call(view)
         return view

@@ -4,18 +4,37 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from html import escape
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-from nicegui import run, ui
+from nicegui import ui
 
-from crm.db.normalize import format_phone
-from crm.pages import format as fmt
-from crm.services.calls import CallResult, CallView
+from crm.bootstrap import Services
+from crm.domain import formatting as fmt
+from crm.domain.actor import Actor
+from crm.domain.contact_rules import Verdict
+from crm.domain.identifiers import format_phone
+from crm.domain.telephony import CallState
+from crm.pages.off_loop import service
+from crm.services.call_views import CallResult, CallView, OtherBorrower, ResultOption
+from crm.services.views import BorrowerCard
 
-if TYPE_CHECKING:
-    from crm.pages.workspace import Workspace
 
-STATE_STYLES = {
+class CallHost(Protocol):
+    """What the call panel needs of the tab it is drawn in (the workspace)."""
+
+    services: Services
+    actor: Actor
+    call: CallView | None
+    card: BorrowerCard | None
+    verdict: Verdict | None
+    result_options: list[ResultOption]
+
+    async def act(self, action: Any, *args: Any, **kwargs: Any) -> CallView | None: ...
+
+    async def link_and_show(self, borrower_id: int) -> None: ...
+
+
+STATE_STYLES: dict[str, tuple[str, str]] = {
     'ringing': ('ring_volume', 'bg-green-100 border-green-600 text-green-900'),
     'dialing': ('phone_forwarded', 'bg-blue-50 border-blue-600 text-blue-900'),
     'active': ('phone_in_talk', 'bg-green-50 border-green-700 text-green-900'),
@@ -41,7 +60,7 @@ class CallPanel:
     """Built once per tab and changed in place: a ring then sends a few changed texts and props, not a
     new panel (the browser re-renders the page for every update; new Quasar components cost most)."""
 
-    def __init__(self, ws: Workspace) -> None:
+    def __init__(self, ws: CallHost) -> None:
         self.ws = ws
         self.box = ui.card().props('flat bordered')
         self.box.set_visibility(False)  # until update() knows there is a call or a card to show
@@ -63,7 +82,7 @@ class CallPanel:
                 self.refusal = ui.label('').props('data-testid=call-refusal')
             self.others = ui.row().classes('items-center gap-2 text-sm')
             self.result_area = ui.column().classes('w-full gap-0')
-        self._others_shown: tuple = ()
+        self._others_shown: tuple[OtherBorrower, ...] = ()
         self._result_for: str | None = None
         self._style = ''
 
@@ -76,7 +95,7 @@ class CallPanel:
             self._style = style
             self.box.classes(replace=f'w-full border-l-4 {style}')
         set_prop(self.icon, 'name', icon)
-        self.status.set_content(_status(call))
+        self.status.set_content(_status(call, ws.services.clock()))
         self._buttons()
         reason = None
         if card is not None and ws.verdict is not None and not ws.verdict.allowed:
@@ -101,18 +120,16 @@ class CallPanel:
             new_call_reason = ws.verdict.reason
         self.new_call.show(card is not None, new_call_reason)
         self.dial.show(True, busy_reason)
-        on_hold = call is not None and call.state == 'on_hold'
+        on_hold = call is not None and call.state == CallState.ON_HOLD
         self.hold.relabel(
             'Вернуть звонок' if on_hold else 'Удерживать звонок', 'play_arrow' if on_hold else 'pause'
         )
-        self.hold.show(
-            True, None if call is not None and call.state in ('active', 'on_hold') else 'Нет разговора'
-        )
-        talking = call is not None and call.state in ('active', 'on_hold')
+        talking = call is not None and call.state.talking
+        self.hold.show(True, None if talking else 'Нет разговора')
         self.transfer.show(True, None if talking else 'Нет разговора')
         self.hangup.show(True, None if live else 'Нет звонка')
 
-    def _other_holders(self, others: tuple) -> None:
+    def _other_holders(self, others: tuple[OtherBorrower, ...]) -> None:
         """Other borrowers with the caller's number; redrawn only when they change."""
         if others == self._others_shown:
             return
@@ -169,14 +186,14 @@ def set_prop(element: ui.element, name: str, value: str | None) -> None:
         element.props[name] = value
 
 
-def _status(call: CallView | None) -> str:
+def _status(call: CallView | None, now: datetime) -> str:
     """The call's state, number, caller and timer as markup (every datum escaped)."""
     if call is None:
         return '<div class="font-medium">Нет активного звонка</div>'
     title = call.state_label
-    if call.state == 'ringing':
+    if call.state == CallState.RINGING:
         title += ' — снимите трубку'
-    if call.state == 'transferred' and call.transferred_to:
+    if call.state == CallState.TRANSFERRED and call.transferred_to:
         title += f' на {call.transferred_to}'
     who = call.borrower_name or 'Неизвестный номер'
     lines = [
@@ -186,7 +203,7 @@ def _status(call: CallView | None) -> str:
     if call.live:
         # the browser counts the seconds (CALL_TIMER_JS): a server push per second per tab would not scale
         start = call.answered_at or call.started_at
-        seconds = max(0, int((datetime.now(UTC) - start).total_seconds()))
+        seconds = max(0, int((now - start).total_seconds()))
         since = int(start.timestamp() * 1000)
         shown = fmt.duration(seconds) or '0:00'
         lines.append(f'<div class="text-sm tabular-nums" data-call-since="{since}">{shown}</div>')
@@ -197,20 +214,20 @@ def _status(call: CallView | None) -> str:
     return ''.join(lines)
 
 
-async def hold_or_resume(ws: Workspace) -> None:
+async def hold_or_resume(ws: CallHost) -> None:
     call = ws.call
     if call is None:
         return
-    action = ws.services.calls.resume if call.state == 'on_hold' else ws.services.calls.hold
+    action = ws.services.calls.resume if call.state == CallState.ON_HOLD else ws.services.calls.hold
     await ws.act(action, call.call_id)
 
 
-async def hang_up(ws: Workspace) -> None:
+async def hang_up(ws: CallHost) -> None:
     if ws.call is not None:
         await ws.act(ws.services.calls.hangup, ws.call.call_id)
 
 
-async def new_call(ws: Workspace) -> None:
+async def new_call(ws: CallHost) -> None:
     card = ws.card
     if card is None or not card.phones:
         return
@@ -218,7 +235,7 @@ async def new_call(ws: Workspace) -> None:
     await ws.act(ws.services.calls.dial, primary.number, borrower_id=card.id)
 
 
-async def dial_dialog(ws: Workspace) -> None:
+async def dial_dialog(ws: CallHost) -> None:
     card = ws.card
     with ui.dialog() as dialog, ui.card().classes('w-96'):
         ui.label('Набрать номер').classes('text-lg font-semibold')
@@ -245,14 +262,14 @@ async def dial_dialog(ws: Workspace) -> None:
     dialog.open()
 
 
-async def transfer_dialog(ws: Workspace) -> None:
+async def transfer_dialog(ws: CallHost) -> None:
     call = ws.call
     if call is None:
         return
-    targets = await run.io_bound(ws.services.calls.transfer_targets, ws.actor)
+    targets = await service(ws.services.calls.transfer_targets, ws.actor)
     with ui.dialog() as dialog, ui.card().classes('w-96'):
         ui.label('Перевести звонок').classes('text-lg font-semibold')
-        options = {ext: f'{ext} — {name}' for ext, name in targets or []}
+        options = {ext: f'{ext} — {name}' for ext, name in targets}
         target = (
             ui.select(options, label='Внутренний номер', with_input=True).props('outlined').classes('w-full')
         )
@@ -268,7 +285,7 @@ async def transfer_dialog(ws: Workspace) -> None:
     dialog.open()
 
 
-def result_form(ws: Workspace, call: CallView) -> None:
+def result_form(ws: CallHost, call: CallView) -> None:
     """What the call came to; required before the next outgoing call."""
     options = {o.code: o.name for o in ws.result_options}
     needs = {o.code: (o.needs_promise, o.needs_callback) for o in ws.result_options}

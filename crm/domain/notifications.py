@@ -1,0 +1,90 @@
+"""What the screens are told: typed UI notifications with one wire form (the ``crm.ui`` fanout).
+
+A service returns notifications with its result; after the commit they are published as one message
+(``to_wire``), and every app process turns that message back into the same objects (``from_wire``) for
+its live hub, which routes them by type to the tabs (and, later, the dashboards) that show them.
+
+A new kind of notification is a frozen dataclass here with a ``kind`` and an entry in ``_KINDS``;
+the wire form is its fields, with ``kind`` beside them (datetimes as ISO 8601 text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from typing import Any, ClassVar
+
+from crm.domain.telephony import CallState
+
+
+@dataclass(frozen=True)
+class ScreenPop:
+    """A call rings at an operator's extension: the name goes out before anything else is read."""
+
+    kind: ClassVar[str] = 'screen_pop'
+    extension: str
+    call_id: str
+    borrower_id: int | None
+    borrower_name: str | None
+    number: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class CallStateChanged:
+    """A call of the operator at ``extension`` moved to another state."""
+
+    kind: ClassVar[str] = 'call_state'
+    extension: str | None
+    call_id: str
+    state: CallState
+    borrower_id: int | None
+
+
+@dataclass(frozen=True)
+class HistoryChanged:
+    """Something new in a borrower's communication history: every tab showing that card redraws it."""
+
+    kind: ClassVar[str] = 'history'
+    borrower_id: int
+
+
+Notification = ScreenPop | CallStateChanged | HistoryChanged
+_KINDS: dict[str, type[Notification]] = {k.kind: k for k in (ScreenPop, CallStateChanged, HistoryChanged)}
+_BATCH = 'batch'
+
+
+class BadNotification(ValueError):
+    """A message on the UI fanout this version cannot read (from a newer or broken sender)."""
+
+
+def to_wire(notifications: Iterable[Notification]) -> dict[str, Any]:
+    """One message for everything a transaction changed: a publish is a broker round trip."""
+    items = [_item(n) for n in notifications]
+    return items[0] if len(items) == 1 else {'kind': _BATCH, 'items': items}
+
+
+def from_wire(body: Mapping[str, Any]) -> list[Notification]:
+    kind = body.get('kind')
+    if kind == _BATCH:
+        return [n for item in body.get('items', ()) for n in from_wire(item)]
+    model = _KINDS.get(str(kind))
+    if model is None:
+        raise BadNotification(f'unknown notification kind {kind!r}')
+    try:
+        values = {f.name: body[f.name] for f in fields(model)}
+    except KeyError as missing:
+        raise BadNotification(f'{kind} without {missing}') from None
+    if model is ScreenPop:
+        values['at'] = datetime.fromisoformat(str(values['at']))
+    if model is CallStateChanged:
+        values['state'] = CallState(values['state'])
+    return [model(**values)]
+
+
+def _item(notification: Notification) -> dict[str, Any]:
+    item: dict[str, Any] = {'kind': notification.kind}
+    for name, value in asdict(notification).items():
+        item[name] = value.isoformat() if isinstance(value, datetime) else value
+    return item

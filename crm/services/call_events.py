@@ -1,0 +1,181 @@
+"""The PBX's events about calls: incoming (recorded set-wise), answered and ended.
+
+The inbound router (``crm.services.inbound``) has claimed each event's idempotency key before these
+handlers see it, and parks and later re-applies an ``answered`` / ``ended`` that came before its call.
+
+A call centre's PBX rings in bursts (a campaign of callbacks, the morning rush), and every ring must be
+on the operator's screen at once; so the work for a run of incoming calls does not grow in round trips
+with its size: one query for calls already known, one lookup each of the extensions and the phones, one
+INSERT each into ``communications`` (returning the ids) and ``calls``, and one UPDATE of the borrowers'
+last contact. A single event goes the same way, as a run of one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from crm.db.models import Borrower, Call, Communication, User
+from crm.domain.identifiers import phone_key
+from crm.domain.notifications import CallStateChanged, Notification, ScreenPop
+from crm.domain.telephony import CallState
+from crm.services.event_schemas import CallAnswered, CallEnded, CallIncoming, Event
+from crm.services.inbound import Outcome
+from crm.services.phone_holders import Holder, holders_of
+
+log = logging.getLogger(__name__)
+
+OTHER_HOLDERS_KEPT = 10  # other borrowers with the caller's number offered on the call panel
+
+
+def incoming(session: Session, events: Sequence[Event]) -> Outcome:
+    """Record each incoming call with its inbound communication (a run of them at once)."""
+    fresh = [event for event in events if isinstance(event, CallIncoming)]
+    known = set(session.scalars(select(Call.call_id).where(Call.call_id.in_([e.call_id for e in fresh]))))
+    for call_id in known:
+        log.warning('incoming call_id %s already known (another key): ignored', call_id)
+    fresh = [event for event in fresh if event.call_id not in known]
+    outcome = Outcome()
+    if not fresh:
+        return outcome
+    operators = _operators(session, {event.to_extension for event in fresh})
+    numbers = [phone_key(event.from_) or event.from_ for event in fresh]
+    holders = holders_of(session, set(numbers))
+    communication_ids = session.scalars(
+        insert(Communication).returning(Communication.id, sort_by_parameter_order=True),
+        [
+            {
+                'borrower_id': _first_id(holders.get(number)),
+                'operator_id': operators.get(event.to_extension),
+                'channel': 'call_in',
+                'direction': 'in',
+                'started_at': event.at,
+                'phone': number[:15],
+                'call_id': event.call_id,
+            }
+            for event, number in zip(fresh, numbers, strict=True)
+        ],
+    ).all()
+    calls = []
+    last_contact: dict[int, datetime] = {}
+    for event, number, communication_id in zip(fresh, numbers, communication_ids, strict=True):
+        matches = holders.get(number, [])
+        borrower = matches[0] if matches else None
+        operator_id = operators.get(event.to_extension)
+        if operator_id is None:
+            log.warning(
+                'incoming call %s to unknown extension %s: recorded, nobody to show it to',
+                event.call_id,
+                event.to_extension,
+            )
+        calls.append(
+            {
+                'call_id': event.call_id,
+                'direction': 'in',
+                'state': CallState.RINGING,
+                'number': number,
+                'extension': event.to_extension,
+                'operator_id': operator_id,
+                'borrower_id': borrower.id if borrower else None,
+                'communication_id': communication_id,
+                'started_at': event.at,
+                'other_borrower_ids': _ids(matches[1 : OTHER_HOLDERS_KEPT + 1]),
+            }
+        )
+        if borrower is not None:
+            latest = max(filter(None, (last_contact.get(borrower.id), borrower.last_contact_at, event.at)))
+            last_contact[borrower.id] = latest
+        outcome.notifications.append(
+            ScreenPop(
+                extension=event.to_extension,
+                call_id=event.call_id,
+                borrower_id=borrower.id if borrower else None,
+                borrower_name=borrower.full_name if borrower else None,
+                number=number,
+                at=event.at,
+            )
+        )
+        outcome.appeared.append(event.call_id)
+    session.execute(insert(Call), calls)
+    before = {h.id: h.last_contact_at for found in holders.values() for h in found}
+    changed = [{'id': i, 'last_contact_at': at} for i, at in last_contact.items() if at != before[i]]
+    if changed:
+        session.execute(update(Borrower), changed)
+    return outcome
+
+
+def answered_or_ended(session: Session, events: Sequence[Event]) -> Outcome:
+    """Move the call on; an event for a call not recorded yet waits for it (parked)."""
+    outcome = Outcome()
+    for event in events:
+        assert isinstance(event, CallAnswered | CallEnded)
+        call = session.scalar(select(Call).where(Call.call_id == event.call_id))
+        if call is None:
+            log.warning(
+                '%s for unknown call_id %s: kept until the call appears', type(event).__name__, event.call_id
+            )
+            outcome.parked.append(event)
+            continue
+        outcome.notifications += apply_to_call(session, call, event)
+    return outcome
+
+
+def apply_to_call(session: Session, call: Call, event: CallAnswered | CallEnded) -> list[Notification]:
+    communication = session.get(Communication, call.communication_id) if call.communication_id else None
+    if isinstance(event, CallAnswered):
+        if call.state not in (CallState.RINGING, CallState.DIALING):
+            log.info('answered for call %s in state %s: nothing to change', call.call_id, call.state)
+            return []
+        call.state = CallState.ACTIVE
+        call.answered_at = event.at
+        if communication is not None:
+            communication.reached = True
+    else:
+        if call.state == CallState.ENDED:
+            log.info('ended for call %s already ended', call.call_id)
+            return []
+        if call.state != CallState.TRANSFERRED:
+            call.state = CallState.ENDED
+        call.ended_at = event.at
+        call.duration_s = event.duration_s if event.duration_s is not None else _seconds(call, event.at)
+        call.recording_url = event.recording_url
+        if communication is not None:
+            communication.ended_at = event.at
+            communication.duration_s = call.duration_s
+            communication.recording_url = event.recording_url
+            if call.answered_at is None and communication.reached is None:
+                communication.reached = False
+    return [state_changed(call)]
+
+
+def state_changed(call: Call) -> CallStateChanged:
+    return CallStateChanged(
+        extension=call.extension,
+        call_id=call.call_id,
+        state=CallState(call.state),
+        borrower_id=call.borrower_id,
+    )
+
+
+def _seconds(call: Call, ended_at: datetime) -> int:
+    start = call.answered_at or call.started_at
+    return max(0, int((ended_at - start).total_seconds())) if call.answered_at else 0
+
+
+def _operators(session: Session, extensions: set[str]) -> dict[str, int]:
+    rows = session.execute(
+        select(User.extension, User.id).where(User.extension.in_(extensions), User.active.is_(True))
+    )
+    return {extension: user_id for extension, user_id in rows if extension is not None}
+
+
+def _first_id(holders: list[Holder] | None) -> int | None:
+    return holders[0].id if holders else None
+
+
+def _ids(holders: list[Holder]) -> str | None:
+    return ','.join(str(h.id) for h in holders) or None

@@ -1,0 +1,253 @@
+"""The one way in for events from outside (PBX, chat, SMS gateway): AMQP consumer and HTTP API alike.
+
+decode → claim the idempotency key → the handler registered for the event type → notify after commit.
+
+- **Claim.** Every event is kept in ``inbound_events`` under its idempotency key, in the same transaction
+  as its effect, claimed with one ``INSERT … ON CONFLICT DO NOTHING RETURNING`` for a whole run of events:
+  a key another transaction holds makes this one wait for it and then counts as a repeat, so the same
+  event applied at once by two processes has one effect, and a repeat has none.
+- **Handlers** are registered per event type in ``crm.bootstrap`` (``Route``). A handler gets the fresh
+  events of one type and says what they came to (``Outcome``). A route marked ``batch`` gets a whole run
+  of consecutive events of its type at once (a burst of incoming calls is recorded set-wise).
+- **Parking.** An event that arrives before what it is about (``answered`` before ``incoming``) is
+  returned by its handler as ``parked`` and waits under its subject (``inbound_events.call_id``); when a
+  handler reports that subject as ``appeared``, the parked events are applied, oldest first.
+- **Dead letters.** A body that cannot be decoded, or an event whose handler fails on a bug, gets a reason
+  instead of None; the bus adapter dead-letters it. A run that fails as a whole is retried event by event
+  in savepoints, so only the event at fault is dead-lettered. A database that is away is not a reason:
+  the error goes up and the whole batch comes again.
+
+A new inbound event is a schema in ``event_schemas`` and a handler registered in bootstrap, nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from crm.db.models import InboundEvent
+from crm.db.upsert import insert_ignoring_conflicts
+from crm.domain.clock import Clock, system_clock
+from crm.domain.notifications import Notification
+from crm.integrations.bus import Delivery
+from crm.services.event_schemas import BadEvent, Event, decode_event, idempotency_key, parse_event
+from crm.services.notifier import Notifier
+
+log = logging.getLogger(__name__)
+
+# The database is away or the link to it broke: nothing of the batch is done, it comes again.
+DATABASE_AWAY = (OperationalError, InterfaceError)
+
+
+@dataclass
+class Outcome:
+    """What a handler made of its events: what to tell the screens, and which events wait."""
+
+    notifications: list[Notification] = field(default_factory=list)
+    parked: list[Event] = field(default_factory=list)  # came before their subject; applied when it appears
+    stored: list[Event] = field(default_factory=list)  # kept as they are, for their capability to match
+    appeared: list[str] = field(default_factory=list)  # subjects now known: their parked events follow
+
+
+Handler = Callable[[Session, Sequence[Event]], Outcome]
+
+
+def call_subject(event: Event) -> str | None:
+    return getattr(event, 'call_id', None)
+
+
+@dataclass(frozen=True)
+class Route:
+    handler: Handler
+    batch: bool = False  # consecutive events of this type go to the handler together
+    subject: Callable[[Event], str | None] = call_subject  # what a parked event waits for
+
+
+_Parsed = tuple[int, str, Event]  # position in the batch, event type, event
+
+
+class InboundRouter:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        notifier: Notifier,
+        routes: dict[str, Route],
+        clock: Clock = system_clock,
+    ) -> None:
+        self._sessions = sessions
+        self._notifier = notifier
+        self._routes = routes
+        self._clock = clock
+
+    # --- the two entry points -------------------------------------------------------------------
+    def handle_deliveries(self, deliveries: Sequence[Delivery]) -> list[str | None]:
+        """The bus handler: one transaction for the batch, notify after commit.
+
+        Returns, per delivery, None (its effect is committed, or it was a repeat) or the reason it can
+        never be processed.
+        """
+        outcomes: list[str | None] = [None] * len(deliveries)
+        parsed: list[_Parsed] = []
+        for index, delivery in enumerate(deliveries):
+            try:
+                event = decode_event(delivery.routing_key, delivery.body)
+            except BadEvent as error:
+                log.warning('invalid %s event: %s', delivery.routing_key, error.reason)
+                outcomes[index] = error.reason
+                continue
+            if delivery.routing_key not in self._routes:
+                outcomes[index] = f'no handler for event type {delivery.routing_key!r}'
+                continue
+            parsed.append((index, delivery.routing_key, event))
+        notifications: list[Notification] = []
+        if len(parsed) == 1:  # the usual ring: one transaction, no savepoint (two round trips fewer)
+            index, event_type, event = parsed[0]
+            outcomes[index] = self._guarded(self._sessions.begin, event_type, event, notifications)
+        elif parsed:
+            with self._sessions.begin() as session:
+                for run in self._runs(parsed):
+                    if len(run) > 1 and self._run_applied(session, run, notifications):
+                        continue
+                    for index, event_type, event in run:
+                        outcomes[index] = self._guarded(
+                            lambda: _savepoint(session), event_type, event, notifications
+                        )
+        self._notifier.publish(notifications)
+        return outcomes
+
+    def accept(self, event_type: str, body: dict) -> bool:
+        """An event from the HTTP API: validated (BadEvent names the field), applied and committed.
+
+        Returns False when it was a repeat (no second effect).
+        """
+        event = parse_event(event_type, body)
+        if event_type not in self._routes:
+            raise BadEvent(f'no handler for event type {event_type!r}', 'type')
+        try:
+            with self._sessions.begin() as session:
+                notifications = self._apply(session, event_type, [event])
+        except IntegrityError:  # the same event committed by another request a moment earlier
+            log.info('event %s applied concurrently elsewhere', idempotency_key(event_type, event))
+            return False
+        if notifications is None:
+            return False
+        self._notifier.publish(notifications)
+        return True
+
+    # --- applying -------------------------------------------------------------------------------
+    def _run_applied(self, session: Session, run: list[_Parsed], notifications: list[Notification]) -> bool:
+        """A run of one batch-capable type in one savepoint; False if it failed (then one by one)."""
+        try:
+            with session.begin_nested():
+                notifications += self._apply(session, run[0][1], [event for _, _, event in run]) or []
+            return True
+        except DATABASE_AWAY:
+            raise
+        except Exception as error:  # one by one, to find the event at fault
+            log.info('a run of %d %s events goes one by one: %s', len(run), run[0][1], error)
+            return False
+
+    def _guarded(
+        self,
+        scope: Callable[[], AbstractContextManager[Session]],
+        event_type: str,
+        event: Event,
+        notifications: list[Notification],
+    ) -> str | None:
+        """One event in a transaction or savepoint of its own; the dead-letter reason if it can never
+        be applied (a bug must not hold the queue up for ever)."""
+        try:
+            with scope() as session:
+                notifications += self._apply(session, event_type, [event]) or []
+        except IntegrityError:  # another process applied the same event at the same moment
+            log.info('event %s applied concurrently elsewhere', idempotency_key(event_type, event))
+        except DATABASE_AWAY:
+            raise
+        except Exception as error:
+            log.error('event %s could not be applied', idempotency_key(event_type, event), exc_info=True)
+            return f'processing failed: {type(error).__name__}: {error}'[:500]
+        return None
+
+    def _apply(self, session: Session, event_type: str, events: Sequence[Event]) -> list[Notification] | None:
+        """The events' effect and what to tell the screens; None when every one was a repeat."""
+        route = self._routes[event_type]
+        fresh = self._claim(session, event_type, route, events)
+        if not fresh:
+            return None
+        outcome = route.handler(session, fresh)
+        for status, held in (('parked', outcome.parked), ('stored', outcome.stored)):
+            if held:
+                keys = [idempotency_key(event_type, event) for event in held]
+                session.execute(update(InboundEvent).where(InboundEvent.key.in_(keys)).values(status=status))
+        notifications = outcome.notifications
+        if outcome.appeared:
+            notifications += self._apply_parked(session, outcome.appeared)
+        return notifications
+
+    def _claim(self, session: Session, event_type: str, route: Route, events: Sequence[Event]) -> list[Event]:
+        """Record the events not seen before (each once) and return them; repeats are left out."""
+        by_key: dict[str, Event] = {}
+        for event in events:
+            key = idempotency_key(event_type, event)
+            if key in by_key:
+                log.info('repeated event %s ignored', key)
+            else:
+                by_key[key] = event
+        now = self._clock()
+        rows = [
+            {
+                'key': key,
+                'type': event_type,
+                'call_id': route.subject(event),
+                'body': event.model_dump_json(by_alias=True),
+                'status': 'applied',
+                'received_at': now,
+            }
+            for key, event in by_key.items()
+        ]
+        claimed = set(insert_ignoring_conflicts(session, InboundEvent, rows, InboundEvent.key))
+        for key in by_key.keys() - claimed:
+            log.info('repeated event %s ignored', key)
+        return [event for key, event in by_key.items() if key in claimed]
+
+    def _apply_parked(self, session: Session, subjects: Sequence[str]) -> list[Notification]:
+        """Events that came before their subject, applied now that it is there (oldest first)."""
+        notifications: list[Notification] = []
+        parked = session.scalars(
+            select(InboundEvent)
+            .where(InboundEvent.call_id.in_(subjects), InboundEvent.status == 'parked')
+            .order_by(InboundEvent.id)
+        ).all()
+        for record in parked:
+            early = parse_event(record.type, json.loads(record.body))
+            log.info('applying parked %s for %s', record.type, record.call_id)
+            outcome = self._routes[record.type].handler(session, [early])
+            record.status = 'parked' if outcome.parked else 'applied'
+            notifications += outcome.notifications
+        return notifications
+
+    def _runs(self, parsed: list[_Parsed]) -> Iterator[list[_Parsed]]:
+        """The batch in order, cut into runs: consecutive events of one batch-capable type together."""
+        run: list[_Parsed] = []
+        for item in parsed:
+            if run and item[1] == run[-1][1] and self._routes[item[1]].batch:
+                run.append(item)
+                continue
+            if run:
+                yield run
+            run = [item]
+        if run:
+            yield run
+
+
+@contextmanager
+def _savepoint(session: Session) -> Iterator[Session]:
+    with session.begin_nested():
+        yield session
