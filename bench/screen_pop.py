@@ -46,14 +46,18 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.harness
 
 from crm.db.engine import make_engine, make_sessions
 from crm.db.migrate import create_database_if_missing, upgrade
 from crm.db.models import AuditEntry, Borrower, BorrowerPhone, Call, InboundEvent, User
 from crm.domain import Role
-from crm.services.passwords import hash_password
+from crm.domain.passwords import hash_password
+from crm.integrations.bus import EVENTS_EXCHANGE, EVENTS_QUEUE
+from tests.harness import CHROMIUM, CHROMIUM_ARGS, reset_postgres_schema
 
 log = logging.getLogger('bench.screen_pop')
 
@@ -61,18 +65,6 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / 'var' / 'bench'
 SQLITE_PATH = BENCH_DIR / 'screen_pop.sqlite3'
 APP_VAR_DIR = BENCH_DIR / 'screen_pop_app'
-CHROMIUM = '/usr/bin/chromium'
-CHROMIUM_ARGS = [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-    '--disable-quic',
-]
-EVENTS_EXCHANGE = 'crm.events'
-EVENTS_QUEUE = 'crm.events.crm'
 INCOMING = 'telephony.call.incoming'
 PASSWORD = 'operator'
 FIRST_EXTENSION = 2001
@@ -203,13 +195,7 @@ def reset_database(backend: Backend) -> None:
             Path(f'{SQLITE_PATH}{suffix}').unlink(missing_ok=True)
         return
     create_database_if_missing(backend.database_url)
-    engine = make_engine(backend.database_url)
-    try:
-        with engine.begin() as connection:
-            connection.execute(text('DROP SCHEMA IF EXISTS public CASCADE'))
-            connection.execute(text('CREATE SCHEMA public'))
-    finally:
-        engine.dispose()
+    reset_postgres_schema(backend.database_url)
 
 
 @dataclass(frozen=True)
@@ -829,7 +815,7 @@ async def measure(
     try:
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
             )
             try:
                 started = time.perf_counter()

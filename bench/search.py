@@ -28,6 +28,8 @@ from sqlalchemy import Connection, Engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.harness
+
 from crm.db.engine import make_engine, make_sessions
 from crm.db.migrate import create_database_if_missing, head_revision, upgrade
 from crm.db.models import Borrower, BorrowerPhone, User
@@ -41,6 +43,7 @@ from crm.domain.identifiers import (
     snils_check_digits,
 )
 from crm.services.borrowers import BorrowerService
+from tests.harness import reset_postgres_schema
 
 log = logging.getLogger('bench.search')
 
@@ -406,13 +409,7 @@ def wipe(settings: Settings) -> None:
         for suffix in ('', '-wal', '-shm'):
             Path(f'{SQLITE_PATH}{suffix}').unlink(missing_ok=True)
         return
-    engine = make_engine(settings.url)
-    try:
-        with engine.begin() as connection:
-            connection.exec_driver_sql('DROP SCHEMA public CASCADE')
-            connection.exec_driver_sql('CREATE SCHEMA public')
-    finally:
-        engine.dispose()
+    reset_postgres_schema(settings.url)
 
 
 def borrower_count(engine: Engine) -> int:

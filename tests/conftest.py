@@ -7,13 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm.db.engine import make_engine, make_sessions
 from crm.db.migrate import upgrade
+from tests.harness import reset_postgres_schema
 
 REQUIRE_SERVICES = os.environ.get('CRM_REQUIRE_SERVICES') == '1'
 DEMO_BORROWERS = 300
@@ -27,23 +28,13 @@ def need_service(reason: str) -> None:
     pytest.skip(reason)
 
 
-def _reset_postgres(url: str) -> None:
-    engine = make_engine(url)
-    try:
-        with engine.begin() as connection:
-            connection.execute(text('DROP SCHEMA public CASCADE'))
-            connection.execute(text('CREATE SCHEMA public'))
-    finally:
-        engine.dispose()
-
-
 @pytest.fixture(scope='session')
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A freshly migrated database holding the demo data set (300 borrowers)."""
     url = os.environ.get('CRM_TEST_DATABASE_URL')
     if url:
         try:
-            _reset_postgres(url)
+            reset_postgres_schema(url)
         except OperationalError as error:
             need_service(f'PostgreSQL at CRM_TEST_DATABASE_URL is unreachable: {error.orig}')
     else:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm.db.models import Borrower, BorrowerPhone, Loan, User
 from crm.domain import Role
 from crm.domain.identifiers import inn_with_check_digits, name_key, snils_check_digits
-from crm.services.passwords import hash_password
+from crm.domain.passwords import hash_password
 
 _counter = itertools.count(1)
 _PASSWORD_HASHES: dict[str, str] = {}

@@ -22,6 +22,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm.db.models import (
+    Base,
     Borrower,
     BorrowerPhone,
     Communication,
@@ -33,7 +34,7 @@ from crm.db.models import (
 )
 from crm.domain import LOAN_STATUSES, RESULT_CODES, Role
 from crm.domain.identifiers import inn_with_check_digits, name_key, snils_check_digits
-from crm.services.passwords import hash_password
+from crm.domain.passwords import hash_password
 
 Row = dict[str, Any]
 
@@ -997,7 +998,7 @@ def _insert_plans(session: Session, plans: list[_Plan]) -> None:
     # render_nulls: rows with and without a None in some column stay in one batch (many-row INSERTs)
     options = {'render_nulls': True}
     ids = session.scalars(statement, [plan.borrower for plan in plans], execution_options=options).all()
-    children: dict[type, list[Row]] = {
+    children: dict[type[Base], list[Row]] = {
         BorrowerPhone: [],
         Loan: [],
         CreditApplication: [],
@@ -1015,6 +1016,6 @@ def _insert_plans(session: Session, plans: list[_Plan]) -> None:
             for row in rows:
                 row['borrower_id'] = borrower_id
             children[model].extend(rows)
-    for model, rows in children.items():
-        if rows:
-            session.execute(insert(model), rows, execution_options=options)
+    for table, table_rows in children.items():
+        if table_rows:
+            session.execute(insert(table), table_rows, execution_options=options)

@@ -41,7 +41,7 @@ def check_ready(engine: Engine) -> None:
         with engine.connect() as connection:
             current = MigrationContext.configure(connection).get_current_revision()
     except SQLAlchemyError as error:
-        reason = str(error.orig or error).strip().splitlines()[0]
+        reason = str(getattr(error, 'orig', None) or error).strip().splitlines()[0]
         raise DatabaseNotReady(f'CRM_DATABASE_URL={url}: database unreachable ({reason})') from None
     head = head_revision(str(engine.url))
     if current != head:

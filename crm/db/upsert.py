@@ -8,8 +8,6 @@ from typing import Any
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-_INSERTS = {'postgresql': postgresql.insert, 'sqlite': sqlite.insert}
-
 
 def insert_ignoring_conflicts(
     session: Session, model: type, rows: Sequence[dict[str, Any]], key: InstrumentedAttribute
@@ -18,11 +16,12 @@ def insert_ignoring_conflicts(
     if not rows:
         return []
     dialect = session.get_bind().dialect.name
-    try:
-        insert = _INSERTS[dialect]
-    except KeyError:
-        raise NotImplementedError(f'ON CONFLICT DO NOTHING is not written for {dialect}') from None
-    statement = (
-        insert(model).values(list(rows)).on_conflict_do_nothing(index_elements=[key.key]).returning(key)
-    )
-    return list(session.scalars(statement))
+    values, target = list(rows), [key.key]
+    statement: postgresql.Insert | sqlite.Insert
+    if dialect == 'postgresql':
+        statement = postgresql.insert(model).values(values).on_conflict_do_nothing(index_elements=target)
+    elif dialect == 'sqlite':
+        statement = sqlite.insert(model).values(values).on_conflict_do_nothing(index_elements=target)
+    else:
+        raise NotImplementedError(f'ON CONFLICT DO NOTHING is not written for {dialect}')
+    return list(session.scalars(statement.returning(key)))

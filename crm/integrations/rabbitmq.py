@@ -108,7 +108,7 @@ def check_reachable(url: str) -> None:
         parameters = pika.URLParameters(url)
         parameters.socket_timeout = parameters.blocked_connection_timeout = 5
         _close_quietly(BlockingConnection(parameters))
-    except (*BROKER_ERRORS, ValueError) as error:
+    except (AMQPConnectionError, AMQPChannelError, OSError, ValueError) as error:
         raise BusUnavailable(f'CRM_AMQP_URL={redact(url)}: cannot use RabbitMQ ({describe(error)})') from None
 
 
@@ -232,8 +232,8 @@ class RabbitBus:
             thread.join(timeout=5)
             with self._publish_lock:
                 self._close_publisher()
-            error = self._start_error or TimeoutError(f'no consumer connection in {START_TIMEOUT_S:.0f} s')
-            raise self._unreachable(error) from error
+            failure = self._start_error or TimeoutError(f'no consumer connection in {START_TIMEOUT_S:.0f} s')
+            raise self._unreachable(failure) from failure
         self._thread = thread
 
     def stop(self) -> None:

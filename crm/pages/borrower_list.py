@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from nicegui import ui
 
@@ -14,7 +15,7 @@ from crm.pages.off_loop import attempt, service
 from crm.pages.session import page_actor
 from crm.services.views import SORTS, ListQuery, Page
 
-COLUMNS = [
+COLUMNS: list[dict[str, Any]] = [
     {'name': 'name', 'label': 'ФИО', 'field': 'full_name', 'align': 'left', 'sortable': True},
     {'name': 'pin', 'label': 'PIN', 'field': 'pin', 'align': 'left'},
     {'name': 'city', 'label': 'Город', 'field': 'city', 'align': 'left'},
@@ -24,7 +25,12 @@ COLUMNS = [
     {'name': 'days_past_due', 'label': 'Дней просрочки', 'field': 'days_past_due', 'sortable': True},
     {'name': 'last_contact_at', 'label': 'Последний контакт', 'field': 'last_contact_at', 'sortable': True},
 ]
-OPERATOR_COLUMN = {'name': 'operator', 'label': 'Сотрудник', 'field': 'operator', 'align': 'left'}
+OPERATOR_COLUMN: dict[str, Any] = {
+    'name': 'operator',
+    'label': 'Сотрудник',
+    'field': 'operator',
+    'align': 'left',
+}
 PER_PAGE_OPTIONS = [25, 50, 100]
 
 

@@ -51,6 +51,7 @@ def register(services: Services) -> None:
             button = ui.button('Войти', on_click=submit).classes('w-full')
             login.on('keydown.enter', submit)
             password.on('keydown.enter', submit)
+        return None
 
     @ui.page('/logout')
     async def logout_page() -> RedirectResponse:

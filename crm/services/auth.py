@@ -12,9 +12,9 @@ from crm.domain import Role
 from crm.domain.actor import Actor
 from crm.domain.clock import Clock, system_clock
 from crm.domain.errors import LoginFailed
+from crm.domain.passwords import DUMMY_HASH, verify_password
 from crm.domain.text import plural
 from crm.services import audit
-from crm.services.passwords import DUMMY_HASH, verify_password
 
 WRONG_CREDENTIALS = 'Неверный логин или пароль'
 

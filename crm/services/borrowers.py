@@ -178,7 +178,7 @@ class BorrowerService:
 
     # --- shared ---------------------------------------------------------------------------------
     @staticmethod
-    def _rows_query() -> Select[tuple[Borrower]]:
+    def _rows_query() -> Select[Borrower]:
         return select(Borrower).options(selectinload(Borrower.phones))
 
     @staticmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
@@ -89,8 +89,9 @@ class CallService:
             )
             communication.call_id = call.call_id
             session.add(call)
-            if borrower_id is not None:
-                session.get(Borrower, borrower_id).last_contact_at = now
+            borrower = session.get(Borrower, borrower_id) if borrower_id is not None else None
+            if borrower is not None:
+                borrower.last_contact_at = now
             audit.record(
                 session, 'call.dial', user_id=actor.id, borrower_id=borrower_id, call_id=call.call_id
             )
@@ -134,7 +135,7 @@ class CallService:
         actor: Actor,
         call_id: str,
         command: str,
-        allowed_from: Sequence[str],
+        allowed_from: Collection[str],
         new_state: str | None,
         **extra: str,
     ) -> CallView:
@@ -167,8 +168,11 @@ class CallService:
             if borrower is None:
                 raise NotFound('Заёмщик не найден')
             call.borrower_id = borrower.id
-            if call.communication_id:
-                session.get(Communication, call.communication_id).borrower_id = borrower.id
+            communication = (
+                session.get(Communication, call.communication_id) if call.communication_id else None
+            )
+            if communication is not None:
+                communication.borrower_id = borrower.id
             borrower.last_contact_at = max(filter(None, [borrower.last_contact_at, call.started_at]))
             audit.record(session, 'call.link', user_id=actor.id, borrower_id=borrower.id, call_id=call_id)
             view = call_view(session, call)
@@ -183,7 +187,7 @@ class CallService:
                 .where(User.extension.is_not(None), User.active.is_(True), User.id != actor.id)
                 .order_by(User.extension)
             ).all()
-            return [(ext, name) for ext, name in rows]
+            return [(ext, name) for ext, name in rows if ext is not None]
 
     # --- results ---------------------------------------------------------------------------------
     def result_options(self) -> list[ResultOption]:

@@ -56,14 +56,14 @@ class SmsStatus(_Event):
     at: Moment
 
 
-EVENT_TYPES: dict[str, type[_Event]] = {
+Event = CallIncoming | CallAnswered | CallEnded | ChatMessage | SmsStatus
+EVENT_TYPES: dict[str, type[Event]] = {
     'telephony.call.incoming': CallIncoming,
     'telephony.call.answered': CallAnswered,
     'telephony.call.ended': CallEnded,
     'chat.message.received': ChatMessage,
     'sms.status': SmsStatus,
 }
-Event = CallIncoming | CallAnswered | CallEnded | ChatMessage | SmsStatus
 
 
 class BadEvent(ValueError):

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_API_TOKEN, need_service
+from tests.harness import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = Path('/usr/bin/chromium')
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / 'test-output'
 
@@ -80,15 +80,7 @@ def browser() -> Iterator[object]:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM),
             headless=True,
-            args=[
-                '--no-sandbox',
-                '--disable-gpu',
-                '--disable-background-networking',
-                '--disable-component-update',
-                '--disable-sync',
-                '--no-first-run',
-                '--disable-quic',
-            ],
+            args=CHROMIUM_ARGS,
         )
         yield browser
         browser.close()

@@ -30,7 +30,7 @@ from crm.db.models import (
 )
 from crm.domain import LOAN_STATUSES, RESULT_CODES, overdue_bucket
 from crm.domain.identifiers import inn_is_valid, name_key, snils_is_valid
-from crm.services.passwords import verify_password
+from crm.domain.passwords import verify_password
 
 TODAY = date(2026, 11, 26)
 SEED = 20261126
