@@ -155,3 +155,20 @@ class InProcessBus:
                 log.warning('dead-lettered %s: %s', delivery.routing_key, reason)
                 self.dead_letters.append(DeadLetter(delivery.routing_key, delivery.body, reason))
             return
+
+
+class RecordingBus(InProcessBus):
+    """The in-process bus that remembers the UI notifications instead of showing them (for tests).
+
+    ``ui`` holds every notification in its wire form, a batch unpacked; ``messages`` counts publishes.
+    Commands are remembered by ``InProcessBus.commands`` already.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ui: list[dict[str, Any]] = []
+        self.messages = 0
+
+    def publish_ui(self, body: dict[str, Any]) -> None:
+        self.ui.extend(body['items'] if body['kind'] == 'batch' else [body])
+        self.messages += 1

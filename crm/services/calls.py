@@ -79,7 +79,7 @@ class CallService:
             call = Call(
                 call_id=f'crm-{uuid.uuid4()}',
                 direction='out',
-                state='dialing',
+                state=CallState.DIALING,
                 number=normalised,
                 extension=actor.extension,
                 operator_id=actor.id,
@@ -104,10 +104,10 @@ class CallService:
         return view
 
     def hold(self, actor: Actor, call_id: str) -> CallView:
-        return self._command(actor, call_id, 'telephony.hold', ('active',), 'on_hold')
+        return self._command(actor, call_id, 'telephony.hold', {CallState.ACTIVE}, CallState.ON_HOLD)
 
     def resume(self, actor: Actor, call_id: str) -> CallView:
-        return self._command(actor, call_id, 'telephony.resume', ('on_hold',), 'active')
+        return self._command(actor, call_id, 'telephony.resume', {CallState.ON_HOLD}, CallState.ACTIVE)
 
     def transfer(self, actor: Actor, call_id: str, to_extension: str) -> CallView:
         to_extension = to_extension.strip()
@@ -121,8 +121,8 @@ class CallService:
             actor,
             call_id,
             'telephony.transfer',
-            ('active', 'on_hold'),
-            'transferred',
+            {CallState.ACTIVE, CallState.ON_HOLD},
+            CallState.TRANSFERRED,
             to_extension=to_extension,
         )
 
@@ -135,8 +135,8 @@ class CallService:
         actor: Actor,
         call_id: str,
         command: str,
-        allowed_from: Collection[str],
-        new_state: str | None,
+        allowed_from: Collection[CallState],
+        new_state: CallState | None,
         **extra: str,
     ) -> CallView:
         with self._sessions.begin() as session:
@@ -145,7 +145,7 @@ class CallService:
                 raise ServiceError(f'Недоступно: звонок в состоянии «{CallState(call.state).label}»')
             if new_state is not None:
                 call.state = new_state
-            if new_state == 'transferred':
+            if new_state == CallState.TRANSFERRED:
                 call.transferred_to = extra['to_extension']
             audit.record(
                 session,
@@ -202,7 +202,7 @@ class CallService:
         now = self._clock()
         with self._sessions.begin() as session:
             call = self._own_call(session, actor, call_id)
-            if call.state in ('ringing', 'dialing', 'active', 'on_hold'):
+            if call.state in LIVE_STATES:
                 raise ServiceError('Результат записывается после завершения звонка')
             option = session.scalar(
                 select(ResultCode).where(ResultCode.code == result.code, ResultCode.active.is_(True))
