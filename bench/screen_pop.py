@@ -622,7 +622,7 @@ def write_records(path: Path, records: list[PopRecord], tabs: list[Tab]) -> None
             output.write(json.dumps(row) + '\n')
 
 
-def stages(engine: Engine, records: list[PopRecord]) -> dict[str, dict[str, float]]:
+def stages(engine: Engine, records: list[PopRecord]) -> dict[str, dict[str, float | None]]:
     """Where the time goes, from the app's own timestamps (same machine clock): the event applied
     (inbound_events.received_at) and the card read for the tab (audit card.view)."""
     by_call = {r.call_id: r for r in records if r.card_ms is not None}
@@ -641,7 +641,8 @@ def stages(engine: Engine, records: list[PopRecord]) -> dict[str, dict[str, floa
             .where(AuditEntry.action == 'card.view', AuditEntry.borrower_id.in_(borrowers))
             .group_by(AuditEntry.borrower_id)
         ).all():
-            viewed[borrower_id] = at
+            if borrower_id is not None:
+                viewed[borrower_id] = at
     parts: dict[str, list[float]] = {
         'publish_to_applied': [],
         'applied_to_card_read': [],
@@ -898,7 +899,7 @@ def report(args: argparse.Namespace, backend: Backend, measured: dict[str, Any])
         'targets': TARGETS,
         'met': {
             'pop_p99_ms': timeouts == 0 and (pop_ms['p99'] or 0) <= TARGETS['pop_p99_ms'],
-            'events_per_s': bool(burst)
+            'events_per_s': burst is not None
             and burst.committed == burst.events
             and burst.events_per_s >= TARGETS['events_per_s'],
             'no_stray_pops': not pops.stray
