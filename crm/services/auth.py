@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm.db.models import User
@@ -52,54 +52,76 @@ class AuthService:
 
         The message never tells whether the login or the password was wrong. After max_attempts
         wrong passwords in a row the account refuses every password for the lockout period.
+
+        The count holds under concurrency: each attempt first takes its number with one atomic
+        ``UPDATE … SET failed_logins = failed_logins + 1 … RETURNING`` (an attempt counts as failed
+        until its password is proven right), and an attempt numbered past the limit is refused without
+        checking its password. So twenty wrong passwords sent at once check at most max_attempts of them
+        and lock the account. The password is checked outside any transaction (argon2 takes a while).
         """
         now = now or self._clock()
         login = login.strip()
         if not login or not password:
             raise LoginFailed('Введите логин и пароль')
         with self._sessions.begin() as session:  # failures are committed too: they count
-            actor, refusal = self._check(session, login, password, now)
-        if refusal is not None:
-            raise LoginFailed(refusal)
-        assert actor is not None
-        return actor
-
-    def _check(
-        self, session: Session, login: str, password: str, now: datetime
-    ) -> tuple[Actor | None, str | None]:
-        """(actor, None) on success, (None, the message to show) on refusal; records the outcome."""
-        user = session.scalar(
-            select(User).where(
-                or_(func.lower(User.login) == login.lower(), func.lower(User.email) == login.lower())
+            user = session.scalar(
+                select(User).where(
+                    or_(func.lower(User.login) == login.lower(), func.lower(User.email) == login.lower())
+                )
             )
-        )
+            if user is None:
+                audit.record(session, 'login.failed', user_id=None, login=login)
+            else:
+                attempt = self._take_attempt(session, user, now)
         if user is None:
             verify_password(password, DUMMY_HASH)  # the same work as for a real account
-            audit.record(session, 'login.failed', user_id=None, login=login)
-            return None, WRONG_CREDENTIALS
-        if user.locked_until is not None and user.locked_until > now:
-            audit.record(session, 'login.locked', user_id=user.id)
-            return None, locked_message(user.locked_until, now)
-        if not verify_password(password, user.password_hash) or not user.active:
-            self._count_failure(session, user, now)
-            if user.locked_until is not None and user.locked_until > now:
-                return None, locked_message(user.locked_until, now)
-            return None, WRONG_CREDENTIALS
-        user.failed_logins = 0
-        user.locked_until = None
-        audit.record(session, 'login', user_id=user.id)
-        return to_actor(user), None
+            raise LoginFailed(WRONG_CREDENTIALS)
+        if attempt is None or attempt > self._max_attempts:
+            raise LoginFailed(self._locked(user.id, now))
+        right = verify_password(password, user.password_hash) and user.active
+        with self._sessions.begin() as session:
+            if right:
+                session.execute(
+                    update(User).where(User.id == user.id).values(failed_logins=0, locked_until=None)
+                )
+                audit.record(session, 'login', user_id=user.id)
+                return to_actor(user)
+            if attempt == self._max_attempts:
+                self._lock(session, user.id, now)
+            else:
+                audit.record(session, 'login.failed', user_id=user.id)
+        if attempt == self._max_attempts:
+            raise LoginFailed(self._locked(user.id, now))
+        raise LoginFailed(WRONG_CREDENTIALS)
 
-    def _count_failure(self, session: Session, user: User, now: datetime) -> None:
-        user.failed_logins += 1
-        if user.failed_logins >= self._max_attempts:
-            user.locked_until = now + self._lockout
-            user.failed_logins = 0
-            audit.record(
-                session, 'login.lockout', user_id=user.id, minutes=int(self._lockout.total_seconds() // 60)
-            )
-        else:
-            audit.record(session, 'login.failed', user_id=user.id)
+    def _take_attempt(self, session: Session, user: User, now: datetime) -> int | None:
+        """This attempt's number in the current run of failures; None while the account is locked."""
+        attempt = session.scalar(
+            update(User)
+            .where(User.id == user.id, or_(User.locked_until.is_(None), User.locked_until <= now))
+            .values(failed_logins=User.failed_logins + 1)
+            .returning(User.failed_logins)
+        )
+        if attempt is None:
+            audit.record(session, 'login.locked', user_id=user.id)
+        elif attempt > self._max_attempts:  # more attempts at once than the limit: lock now
+            self._lock(session, user.id, now)
+        return attempt
+
+    def _lock(self, session: Session, user_id: int, now: datetime) -> None:
+        locked = session.execute(
+            update(User)
+            .where(User.id == user_id, or_(User.locked_until.is_(None), User.locked_until <= now))
+            .values(locked_until=now + self._lockout, failed_logins=0)
+        )
+        if locked.rowcount:  # type: ignore[attr-defined]
+            minutes = int(self._lockout.total_seconds() // 60)
+            audit.record(session, 'login.lockout', user_id=user_id, minutes=minutes)
+
+    def _locked(self, user_id: int, now: datetime) -> str:
+        with self._sessions() as session:
+            until = session.scalar(select(User.locked_until).where(User.id == user_id))
+        return locked_message(until, now) if until is not None and until > now else WRONG_CREDENTIALS
 
     def actor(self, user_id: int) -> Actor | None:
         """The acting user for a session, or None if the account is gone or deactivated."""
