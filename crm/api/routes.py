@@ -4,14 +4,16 @@ Thin: authenticate the bearer token, hand the body to a service, shape the answe
 plain ``def`` so FastAPI runs them in its thread pool, off the event loop.
 """
 
+import json
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from crm.bootstrap import Services
 from crm.domain import Role, status_label
@@ -20,6 +22,7 @@ from crm.domain.errors import QueryTooShort
 from crm.services.api_tokens import TokenInfo
 from crm.services.event_schemas import EVENT_TYPES, BadEvent
 
+MAX_BODY = 64 * 1024  # an event is a few hundred bytes; a chat message at most 10,000 characters
 bearer = HTTPBearer(
     auto_error=False, description='A token made on the «API-токены» admin page or CRM_API_TOKEN'
 )
@@ -60,6 +63,25 @@ def unprocessable(field: str | None, message: str) -> JSONResponse:
     )
 
 
+async def _json_body(request: Request) -> Any:
+    """The request's JSON, read only up to MAX_BODY bytes (413 past that, 422 if it is not JSON)."""
+    declared = request.headers.get('content-length')
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
+        raise HTTPException(status_code=413, detail=f'The body is limited to {MAX_BODY} bytes')
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise HTTPException(status_code=413, detail=f'The body is limited to {MAX_BODY} bytes')
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested too deep
+        raise HTTPException(
+            status_code=422,
+            detail=[{'loc': ['body'], 'msg': 'the body must be a JSON object', 'type': 'json_invalid'}],
+        ) from None
+
+
 def build_router(services: Services) -> APIRouter:
     router = APIRouter(prefix='/api/v1', tags=['CRM API'])
 
@@ -75,23 +97,30 @@ def build_router(services: Services) -> APIRouter:
             )
         return info
 
-    @router.post('/events', status_code=202, response_model=Accepted, responses={401: {}, 403: {}, 422: {}})
-    def post_event(
-        info: Annotated[TokenInfo, Depends(token)],
-        body: Annotated[dict[str, Any], Body(examples=[_EXAMPLE])],
-    ) -> Any:
+    @router.post(
+        '/events',
+        status_code=202,
+        response_model=Accepted,
+        responses={401: {}, 403: {}, 413: {}, 422: {}},
+        openapi_extra={'requestBody': {'required': True, 'content': {'application/json': _EVENT_SCHEMA}}},
+    )
+    async def post_event(request: Request, info: Annotated[TokenInfo, Depends(token)]) -> Any:
         """Accept an event (the same ones as on the AMQP exchange crm.events, with "type" = routing key).
 
         202 once its effect is committed; a repeat of the same call_id / message_id is answered 202
-        with status "duplicate" and has no second effect.
+        with status "duplicate" and has no second effect. The token is checked before the body is read;
+        a body over 64 KiB is refused with 413 unread.
         """
         if not info.allows('events'):
             raise HTTPException(status_code=403, detail='This token may only look borrowers up')
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            return unprocessable(None, 'the body must be a JSON object')
         event_type = body.get('type')
         if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
             return unprocessable('type', f'must be one of: {", ".join(EVENT_TYPES)}')
         try:
-            fresh = services.inbound.accept(event_type, body)
+            fresh = await run_in_threadpool(services.inbound.accept, event_type, body)
         except BadEvent as error:
             return unprocessable(error.field, error.message)
         return Accepted(status='accepted' if fresh else 'duplicate', type=event_type)
@@ -162,3 +191,17 @@ _EXAMPLE = {
     'to_extension': '101',
     'at': '2026-11-26T10:15:00+03:00',
 }
+
+
+def _event_schemas() -> dict[str, Any]:
+    """The request body's schema: one object per event type, "type" naming it (for /docs and fuzzers)."""
+    variants = []
+    for name, model in EVENT_TYPES.items():
+        schema = model.model_json_schema(by_alias=True)
+        schema['properties'] = {'type': {'const': name, 'type': 'string'}, **schema['properties']}
+        schema['required'] = ['type', *schema.get('required', [])]
+        variants.append(schema)
+    return {'schema': {'oneOf': variants}, 'example': _EXAMPLE}
+
+
+_EVENT_SCHEMA = _event_schemas()

@@ -24,8 +24,17 @@ def day(value: date | None) -> str:
 
 
 def moment(value: datetime | None) -> str:
-    """A UTC moment in the office's time: '26.11.2026 14:05'."""
-    return value.astimezone(OFFICE_TZ).strftime('%d.%m.%Y %H:%M') if value else '—'
+    """A UTC moment in the office's time: '26.11.2026 14:05'.
+
+    A moment at the very edge of what Python can hold (year 1 or 9999, from a broken clock) is shown in
+    UTC rather than failing the page it is on.
+    """
+    if value is None:
+        return '—'
+    try:
+        return value.astimezone(OFFICE_TZ).strftime('%d.%m.%Y %H:%M')
+    except OverflowError:
+        return value.strftime('%d.%m.%Y %H:%M UTC')
 
 
 def days(n: int) -> str:
@@ -46,7 +55,10 @@ def duration(seconds: int | None) -> str:
 
 def local_time(tz_name: str, now: datetime) -> str:
     """The borrower's wall clock and offset: '16:05 (UTC+5)'."""
-    local = now.astimezone(ZoneInfo(tz_name))
+    try:
+        local = now.astimezone(ZoneInfo(tz_name))
+    except OverflowError:
+        return '—'
     offset = local.utcoffset()
     hours = int(offset.total_seconds() // 3600) if offset else 0
     return f'{local:%H:%M} (UTC{hours:+d})'

@@ -574,10 +574,10 @@ class RabbitBus:
 def _json_object(body: bytes, what: str) -> dict[str, Any] | None:
     try:
         message = json.loads(body)
-    except ValueError:  # UnicodeDecodeError is a ValueError too
-        log.warning('dropped a %s that is not JSON: %r', what, body[:200])
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError too; nested too deep
+        log.warning('dropped a %s of %d bytes that is not JSON', what, len(body))  # no personal data
         return None
     if not isinstance(message, dict):
-        log.warning('dropped a %s that is not a JSON object: %r', what, body[:200])
+        log.warning('dropped a %s of %d bytes that is not a JSON object', what, len(body))
         return None
     return message

@@ -7,21 +7,47 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from crm.domain.links import web_url
 
 Id = Annotated[str, Field(min_length=1, max_length=128)]
+# Events are about now: anything outside these years is a broken clock or a probe, and would not render.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
-def _aware(value: datetime) -> datetime:
-    """Times without a zone are taken as UTC; everything is kept in UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+def _moment(value: datetime) -> datetime:
+    """Times without a zone are taken as UTC; everything is kept in UTC, within EARLIEST..LATEST."""
+    try:
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+05:00 is before the first moment Python can hold in UTC
+        raise ValueError('must be between 2000 and 2100') from None
+    if not EARLIEST <= value < LATEST:
+        raise ValueError('must be between 2000 and 2100')
+    return value
 
 
-Moment = Annotated[datetime, AfterValidator(_aware)]
+def _web_url(value: str | None) -> str | None:
+    if value is not None and web_url(value) is None:
+        raise ValueError('must be an absolute http(s) URL')
+    return value
+
+
+Moment = Annotated[datetime, AfterValidator(_moment)]
+WebUrl = Annotated[str | None, Field(default=None, max_length=500), AfterValidator(_web_url)]
 
 
 class _Event(BaseModel):
     model_config = ConfigDict(extra='ignore', populate_by_name=True, str_strip_whitespace=True)
+
+    @field_validator('*', mode='after')
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """A NUL character is no part of any text, and PostgreSQL refuses to store one."""
+        if isinstance(value, str) and '\x00' in value:
+            raise ValueError('must not contain NUL characters')
+        return value
 
 
 class CallIncoming(_Event):
@@ -40,7 +66,7 @@ class CallEnded(_Event):
     call_id: Id
     at: Moment
     duration_s: int | None = Field(default=None, ge=0, le=86_400)
-    recording_url: str | None = Field(default=None, max_length=500)
+    recording_url: WebUrl = None
 
 
 class ChatMessage(_Event):
@@ -95,6 +121,8 @@ def decode_event(routing_key: str, raw: bytes) -> Event:
         body = json.loads(raw.decode('utf-8'))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise BadEvent(f'body is not UTF-8 JSON: {error}') from None
+    except RecursionError:
+        raise BadEvent('body is JSON nested too deep') from None
     if not isinstance(body, dict):
         raise BadEvent('body is not a JSON object')
     return parse_event(routing_key, body)

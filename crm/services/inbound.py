@@ -102,6 +102,10 @@ class InboundRouter:
                 log.warning('invalid %s event: %s', delivery.routing_key, error.reason)
                 outcomes[index] = error.reason
                 continue
+            except Exception as error:  # whatever a body does to the decoder, it must not stop the queue
+                log.warning('undecodable %s event: %s', delivery.routing_key, type(error).__name__)
+                outcomes[index] = f'body cannot be decoded: {type(error).__name__}'
+                continue
             if delivery.routing_key not in self._routes:
                 outcomes[index] = f'no handler for event type {delivery.routing_key!r}'
                 continue

@@ -5,14 +5,30 @@ Each of these failed before its fix (run against the commit before it) and passe
 
 from __future__ import annotations
 
+import json
+import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from uuid import uuid4
 
+import pika
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
+from crm import bootstrap
+from crm.api import routes
+from crm.config import Settings
+from crm.db.models import Call
 from crm.domain.errors import LoginFailed
+from crm.integrations.bus import RecordingBus
+from crm.integrations.rabbitmq import QueueNames, RabbitBus
 from crm.services import auth as auth_module
 from crm.services.auth import AuthService
-from tests.factories import make_user
+from tests.factories import make_user, unique, unique_phone
+
+TOKEN = 'hardening-token'
 
 
 def test_twenty_wrong_passwords_at_once_check_five_and_lock_the_account(sessions, monkeypatch) -> None:
@@ -40,3 +56,164 @@ def test_twenty_wrong_passwords_at_once_check_five_and_lock_the_account(sessions
     assert 'logged in' not in messages
     with pytest.raises(LoginFailed, match='заблокирован'):
         auth.authenticate(user.login, 'secret')  # the right password, but the account is locked
+
+
+# --- events with hostile bodies: a field-named 422 over HTTP, a dead letter with the reason over AMQP ----
+
+STRING_FIELDS = {
+    'telephony.call.incoming': ('call_id', 'from', 'to_extension'),
+    'chat.message.received': ('chat_id', 'from', 'text'),
+    'sms.status': ('message_id',),
+}
+EDGE_MOMENTS = (
+    '0001-01-01T00:00:00+05:00',
+    '9999-12-31T23:59:59-05:00',
+    '0001-01-01T00:00:00Z',
+    '9999-12-31T23:59:59Z',
+)
+
+
+def valid_body(event_type: str) -> dict[str, Any]:
+    n = unique()
+    return {
+        'telephony.call.incoming': {'call_id': f'h-{n}', 'from': unique_phone(), 'to_extension': '101'},
+        'telephony.call.ended': {'call_id': f'h-{n}'},
+        'chat.message.received': {'chat_id': f'c-{n}', 'from': unique_phone(), 'text': 'Здравствуйте'},
+        'sms.status': {'message_id': f'm-{n}', 'status': 'delivered'},
+    }[event_type] | {'type': event_type, 'at': '2026-11-26T10:00:00+03:00'}
+
+
+@pytest.fixture
+def api(engine, database_url) -> TestClient:
+    system = bootstrap.build(
+        Settings(database_url=database_url, api_token=TOKEN), engine=engine, bus=RecordingBus()
+    )
+    app = FastAPI()
+    routes.install(app, system.services)
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def post(api: TestClient, body: Any, **headers: str) -> Any:
+    return api.post('/api/v1/events', json=body, headers={'Authorization': f'Bearer {TOKEN}', **headers})
+
+
+@pytest.mark.parametrize(
+    ('event_type', 'field'), [(t, f) for t, fields in STRING_FIELDS.items() for f in fields]
+)
+def test_a_nul_character_in_any_string_is_a_field_named_422(api, event_type, field) -> None:
+    body = valid_body(event_type)
+    body[field] = body[field][:3] + '\x00' + body[field][3:]
+    response = post(api, body)
+    assert response.status_code == 422, response.text
+    assert response.json()['detail'][0]['loc'] == ['body', field]
+
+
+@pytest.mark.parametrize('at', EDGE_MOMENTS)
+@pytest.mark.parametrize('event_type', ['telephony.call.incoming', 'telephony.call.ended', 'sms.status'])
+def test_a_moment_at_the_edge_of_the_calendar_is_a_field_named_422(api, event_type, at) -> None:
+    response = post(api, valid_body(event_type) | {'at': at})
+    assert response.status_code == 422, response.text
+    assert response.json()['detail'][0]['loc'] == ['body', 'at']
+
+
+@pytest.mark.parametrize('url', ['javascript:alert(1)', 'data:text/html,x', '//evil.example/x', '/relative'])
+def test_a_recording_url_that_is_not_http_is_refused(api, url) -> None:
+    response = post(api, valid_body('telephony.call.ended') | {'recording_url': url})
+    assert response.status_code == 422 and response.json()['detail'][0]['loc'] == ['body', 'recording_url']
+
+
+@pytest.mark.parametrize(
+    'content', [b'{"type": ', b'\xff\xfe', b'[' * 100_000 + b']' * 100_000, b'"text"', b'{"type": 5}']
+)
+def test_without_a_token_any_body_is_401_before_it_is_read(api, content) -> None:
+    response = api.post('/api/v1/events', content=content, headers={'Content-Type': 'application/json'})
+    assert response.status_code == 401
+
+
+def test_a_body_over_the_limit_is_413_and_a_deep_one_is_422(api) -> None:
+    huge = json.dumps(valid_body('chat.message.received') | {'text': 'я' * 100_000})
+    assert post_raw(api, huge.encode()).status_code == 413
+    deep = post_raw(api, b'[' * 30_000 + b']' * 30_000)  # under the size limit, too deep for JSON
+    assert deep.status_code == 422
+
+
+def post_raw(api: TestClient, content: bytes) -> Any:
+    return api.post(
+        '/api/v1/events',
+        content=content,
+        headers={'Authorization': f'Bearer {TOKEN}', 'Content-Type': 'application/json'},
+    )
+
+
+POISON = {
+    'at out of range': ('telephony.call.incoming', None),
+    'JSON nested 100,000 deep': ('telephony.call.incoming', b'[' * 100_000 + b']' * 100_000),
+    'a NUL in the caller': ('telephony.call.incoming', None),
+    'not UTF-8': ('telephony.call.incoming', b'\xff\xfe{"call_id": 1}'),
+    'a JSON array': ('chat.message.received', b'[1, 2]'),
+}
+
+
+def poison_body(kind: str) -> bytes:
+    event_type, raw = POISON[kind]
+    if raw is not None:
+        return raw
+    body = valid_body(event_type)
+    del body['type']
+    if kind == 'at out of range':
+        body['at'] = '9999-12-31T23:59:59-05:00'
+    else:
+        body['from'] = '7928\x0000'
+    return json.dumps(body).encode()
+
+
+@pytest.mark.parametrize('kind', sorted(POISON))
+def test_a_poison_message_is_dead_lettered_and_the_queue_goes_on(
+    engine, database_url, amqp_url, kind
+) -> None:
+    """Over RabbitMQ: whatever the body, it is dead-lettered with the reason and later events go through."""
+    names = QueueNames.prefixed(f'test.{uuid4().hex[:8]}.')
+    bus = RabbitBus(amqp_url, names=names, reconnect_max_s=1.0, retry_delay_s=0.1)
+    system = bootstrap.build(Settings(database_url=database_url), engine=engine, bus=bus)
+    system.start(lambda _body: None)
+    try:
+        event_type = POISON[kind][0]
+        bus.publish_raw_event(event_type, poison_body(kind))
+        call_ids = [f'after-poison-{unique()}' for _ in range(20)]
+        for call_id in call_ids:
+            bus.publish_event(
+                'telephony.call.incoming',
+                {
+                    'call_id': call_id,
+                    'from': unique_phone(),
+                    'to_extension': '101',
+                    'at': '2026-11-26T10:00Z',
+                },
+            )
+        deadline = time.monotonic() + 15
+        while recorded(engine, call_ids) < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert recorded(engine, call_ids) == 20
+        (letter,) = bus.dead_letters()
+        assert letter[1]['x-dead-reason']
+    finally:
+        bus.purge_events()
+        bus.stop()
+        delete_topology(amqp_url, names)
+
+
+def recorded(engine, call_ids: list[str]) -> int:
+    with engine.connect() as connection:
+        return (
+            connection.scalar(select(func.count()).select_from(Call).where(Call.call_id.in_(call_ids))) or 0
+        )
+
+
+def delete_topology(amqp_url: str, names: QueueNames) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    for queue in (names.events_queue, names.dead_letter_queue):
+        channel.queue_delete(queue)
+    for exchange in (names.events_exchange, names.commands_exchange, names.ui_exchange):
+        channel.exchange_delete(exchange)
+    connection.close()
