@@ -109,7 +109,7 @@ def build(
     clock: Clock | None = None,
 ) -> System:
     """Build every service with the given adapters, or the ones the settings name."""
-    engine = engine or make_engine(settings.database_url)
+    engine = engine or make_engine(settings.database_url, statement_timeout_ms=settings.statement_timeout_ms)
     bus = bus or make_bus(settings)
     clock = clock or settings.clock()
     sessions = make_sessions(engine, clock)

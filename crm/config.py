@@ -61,6 +61,7 @@ class Settings:
     extra_holidays: str = ''
     extra_workdays: str = ''
     clock_start: str = ''
+    statement_timeout_ms: int = 5000
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -85,6 +86,7 @@ class Settings:
             extra_holidays=env.get('CRM_EXTRA_HOLIDAYS') or '',
             extra_workdays=env.get('CRM_EXTRA_WORKDAYS') or '',
             clock_start=env.get('CRM_CLOCK_START') or '',
+            statement_timeout_ms=int(env.get('CRM_STATEMENT_TIMEOUT_MS') or 5000),
         )
 
     def call_limits(self) -> CallLimits:

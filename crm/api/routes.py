@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from crm.bootstrap import Services
 from crm.domain import Role, status_label
 from crm.domain.actor import Actor
-from crm.domain.errors import QueryTooShort
+from crm.domain.errors import BadQuery
 from crm.services.api_tokens import TokenInfo
 from crm.services.event_schemas import EVENT_TYPES, BadEvent
 
@@ -135,7 +135,7 @@ def build_router(services: Services) -> APIRouter:
         system = Actor(id=0, login=f'api:{info.name}', full_name=info.name, role=Role.OPERATOR)
         try:
             result = services.borrowers.search(system, q, archive=archive)
-        except QueryTooShort as error:
+        except BadQuery as error:
             return JSONResponse(
                 status_code=422,
                 content={'detail': [{'loc': ['query', 'q'], 'msg': error.message, 'type': 'value_error'}]},

@@ -12,15 +12,30 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm.domain.clock import Clock, system_clock
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, statement_timeout_ms: int | None = None) -> Engine:
+    """An engine whose errors never carry the statement's parameters (phones, names) into a log line.
+
+    ``statement_timeout_ms`` bounds every statement on PostgreSQL (the app's engine: no request may hold
+    a backend for long, whatever it asks); migrations and bulk loads make their engine without it.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == 'sqlite':
         if parsed.database and parsed.database != ':memory:':
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={'check_same_thread': False, 'timeout': 30})
+        engine = create_engine(
+            url, connect_args={'check_same_thread': False, 'timeout': 30}, hide_parameters=True
+        )
         event.listen(engine, 'connect', _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    connect_args = {'options': f'-c statement_timeout={statement_timeout_ms}'} if statement_timeout_ms else {}
+    return create_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        connect_args=connect_args,
+    )
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

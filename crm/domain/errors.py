@@ -24,5 +24,13 @@ class LoginFailed(ServiceError):
     pass
 
 
-class QueryTooShort(ServiceError):
+class BadQuery(ServiceError):
+    """A search the service will not run; the message says how to put it."""
+
+
+class QueryTooShort(BadQuery):
+    pass
+
+
+class QueryTooLong(BadQuery):
     pass

@@ -5,10 +5,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from crm.domain.errors import QueryTooShort
+from crm.domain.errors import QueryTooLong, QueryTooShort
 from crm.domain.identifiers import digits, name_key
 
 MIN_LENGTH = 2
+# Nobody types more to find a person (a full name is some 40 characters); a bound on what a query
+# may cost the database, whoever sends it (the search line and the API alike).
+MAX_LENGTH = 100
+MAX_WORDS = 6
+TOO_LONG = f'Слишком длинный запрос: не более {MAX_LENGTH} символов и {MAX_WORDS} слов'
 TOO_SHORT = 'Введите не менее 2 символов: часть ФИО, телефон, паспорт, PIN, ИНН или СНИЛС'
 # What may separate the digits of an identifier as people type it: +7 (928) 000-99-77, 45 10 123456
 _IDENTIFIER = re.compile(r'^[\d\s()+\-.]+$')
@@ -37,12 +42,16 @@ class NameParts:
 
 def parse(query: str) -> Identifier | NameParts:
     text = query.strip()
+    if len(text) > MAX_LENGTH:
+        raise QueryTooLong(TOO_LONG)
     if len(text.replace(' ', '')) < MIN_LENGTH:
         raise QueryTooShort(TOO_SHORT)
     if _IDENTIFIER.match(text) and any(c.isdigit() for c in text):
         return identifier(digits(text))
     words = [w.strip('-') for w in _NAME_PART.split(name_key(text).replace('.', ' '))]
     words = [w for w in words if w]
+    if len(words) > MAX_WORDS:
+        raise QueryTooLong(TOO_LONG)
     fragments = tuple(w for w in words if len(w) > 1)
     initials = tuple(w for w in words if len(w) == 1)
     if not fragments:

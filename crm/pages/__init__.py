@@ -6,6 +6,7 @@ from nicegui import app
 
 from crm.bootstrap import Services
 from crm.pages import admin, borrower_list, card, login, search
+from crm.pages.headers import SecurityHeaders
 from crm.pages.live import LiveHub
 from crm.pages.session import AuthMiddleware
 
@@ -13,6 +14,7 @@ from crm.pages.session import AuthMiddleware
 def register_pages(services: Services, hub: LiveHub) -> None:
     """Every page, behind the login middleware; pages with a live area register their tabs in ``hub``."""
     app.add_middleware(AuthMiddleware)
+    app.add_middleware(SecurityHeaders)
     login.register(services)
     for module in (borrower_list, search, card, admin):
         module.register(services, hub)

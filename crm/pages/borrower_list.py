@@ -120,6 +120,7 @@ def register(services: Services, hub: LiveHub) -> None:
             columns = COLUMNS + ([OPERATOR_COLUMN] if actor.sees_everyone else [])
             table = ui.table(columns=columns, rows=[], row_key='id', pagination=25).classes('w-full')
             table.props(f'flat bordered :rows-per-page-options="{PER_PAGE_OPTIONS}"')
+            table.props('data-testid=borrower-table')
             table.props('no-data-label="Нет заёмщиков" rows-per-page-label="Строк на странице"')
             table.on('request', on_request)
             table.on('rowClick', lambda e: ui.navigate.to(f'/borrower/{e.args[1]["id"]}'))

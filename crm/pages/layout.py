@@ -11,7 +11,7 @@ from nicegui import ui
 from crm.bootstrap import Services
 from crm.domain import Role
 from crm.domain.actor import Actor
-from crm.domain.search_query import MIN_LENGTH, TOO_SHORT
+from crm.domain.search_query import MAX_LENGTH, MIN_LENGTH, TOO_SHORT
 from crm.pages.components.call_panel import CALL_TIMER_JS
 from crm.pages.components.card_view import TIMELINE_CSS
 from crm.pages.components.workspace import Workspace
@@ -37,8 +37,10 @@ def search_box(value: str = '', *, archive: bool = False, dark: bool = True) -> 
             return
         ui.navigate.to(search_url(text, archive))
 
-    box = ui.input(placeholder='ФИО, телефон, паспорт, PIN, ИНН, СНИЛС', value=value)
-    box.props('dense clearable type=search' + (' dark standout' if dark else ' outlined'))
+    box = ui.input(placeholder='ФИО, телефон, паспорт, PIN, ИНН, СНИЛС', value=value[:MAX_LENGTH])
+    box.props(
+        f'dense clearable type=search maxlength={MAX_LENGTH}' + (' dark standout' if dark else ' outlined')
+    )
     box.props('aria-label="Поиск заёмщика"').classes('w-96')
     with box.add_slot('prepend'):
         ui.icon('search')

@@ -7,7 +7,7 @@ from nicegui import ui
 from crm.bootstrap import Services
 from crm.domain import formatting as fmt
 from crm.domain.actor import Actor
-from crm.domain.errors import QueryTooShort
+from crm.domain.errors import BadQuery
 from crm.domain.identifiers import format_passport, format_phone
 from crm.pages.layout import frame, search_box, search_url
 from crm.pages.live import LiveHub
@@ -30,7 +30,9 @@ def result_line(row: BorrowerRow) -> str:
 
 
 def result_item(row: BorrowerRow) -> None:
-    with ui.item(on_click=lambda: ui.navigate.to(f'/borrower/{row.id}')).props('clickable'):
+    with ui.item(on_click=lambda: ui.navigate.to(f'/borrower/{row.id}')).props(
+        f'clickable data-testid=search-result-{row.id}'
+    ):
         with ui.item_section():
             with ui.row().classes('items-center gap-2'):
                 ui.link(row.full_name, f'/borrower/{row.id}').classes('text-base font-medium')
@@ -49,11 +51,11 @@ async def show_results(services: Services, actor: Actor, text: str, archive: boo
         return
     try:
         result = await service(services.borrowers.search, actor, text, archive=archive)
-    except QueryTooShort as error:
-        ui.label(error.message).classes('text-warning')
+    except BadQuery as error:
+        ui.label(error.message).classes('text-warning').props('data-testid=search-refusal')
         return
     if not result.items:
-        ui.label(f'По запросу «{text.strip()}» ничего не найдено').classes('text-lg text-gray-700')
+        ui.label(f'По запросу «{text.strip()}» ничего не найдено').classes('text-lg text-gray-700 break-all')
         if not archive:
             ui.link('Искать в архиве', search_url(text, True))
         return

@@ -112,7 +112,7 @@ class BorrowerService:
     def search(
         self, actor: Actor, text: str, *, archive: bool = False, limit: int = SEARCH_LIMIT
     ) -> v.SearchResult:
-        """Any borrower by name parts, phone, passport, PIN, INN or SNILS (QueryTooShort if too short).
+        """Any borrower by name parts, phone, passport, PIN, INN or SNILS (BadQuery if too short or too long).
 
         Operators may find any borrower, not only their own: they take calls from anyone.
         """

@@ -217,3 +217,70 @@ def delete_topology(amqp_url: str, names: QueueNames) -> None:
     for exchange in (names.events_exchange, names.commands_exchange, names.ui_exchange):
         channel.exchange_delete(exchange)
     connection.close()
+
+
+# --- search: bounded in the service and the API alike; every statement has a time limit ---------------
+
+
+@pytest.mark.parametrize(
+    'query',
+    ['а ' * 8_000 + 'иванов', 'иван ' * 7, '7' * 101, 'ю' * 5_000],
+    ids=['initials', 'words', 'digits', 'long'],
+)
+def test_an_oversized_search_is_refused_before_the_database(sessions, query) -> None:
+    from crm.domain import Role
+    from crm.domain.actor import Actor
+    from crm.domain.errors import BadQuery
+    from crm.services.borrowers import BorrowerService
+
+    admin = Actor(id=0, login='probe', full_name='Probe', role=Role.ADMIN)
+    with pytest.raises(BadQuery, match='Слишком длинный запрос'):
+        BorrowerService(sessions).search(admin, query)
+
+
+def test_an_oversized_search_over_the_api_is_a_422_naming_q(api) -> None:
+    response = api.get(
+        '/api/v1/borrowers',
+        params={'q': 'а ' * 8_000 + 'иванов'},
+        headers={'Authorization': f'Bearer {TOKEN}'},
+    )
+    assert response.status_code == 422 and response.json()['detail'][0]['loc'] == ['query', 'q']
+
+
+def test_every_statement_of_the_app_has_a_time_limit(database_url, is_postgres) -> None:
+    if not is_postgres:
+        pytest.skip('statement_timeout is PostgreSQL; on SQLite the query bounds above are the guard')
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from crm.db.engine import make_engine
+
+    engine = make_engine(database_url, statement_timeout_ms=200)
+    try:
+        with engine.connect() as connection, pytest.raises(OperationalError, match='statement timeout'):
+            connection.execute(text('SELECT pg_sleep(2)'))
+    finally:
+        engine.dispose()
+
+
+def test_a_database_error_carries_no_parameters_into_the_log(engine) -> None:
+    """A failing statement's message (what ends up in a log line) names no phone, no name."""
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    from crm.db.models import BorrowerPhone
+
+    with engine.begin() as connection, pytest.raises(IntegrityError) as failure:
+        connection.execute(insert(BorrowerPhone).values(borrower_id=-1, phone='79281234567', kind='mobile'))
+    assert '79281234567' not in str(failure.value)
+
+
+def test_every_response_says_it_may_not_be_framed(api) -> None:
+    from crm.pages.headers import SecurityHeaders
+
+    wrapped = TestClient(SecurityHeaders(api.app))
+    response = wrapped.get('/api/v1/borrowers', params={'q': 'иванов'})
+    assert response.headers['x-frame-options'] == 'DENY'
+    assert response.headers['content-security-policy'] == "frame-ancestors 'none'"
+    assert response.headers['x-content-type-options'] == 'nosniff'
+    assert response.headers['referrer-policy'] == 'same-origin'

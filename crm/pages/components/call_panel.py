@@ -13,6 +13,7 @@ from crm.domain import formatting as fmt
 from crm.domain.actor import Actor
 from crm.domain.contact_rules import Verdict
 from crm.domain.identifiers import format_phone
+from crm.domain.links import web_url
 from crm.domain.telephony import CallState
 from crm.pages.off_loop import service
 from crm.services.call_views import CallResult, CallView, OtherBorrower, ResultOption
@@ -314,8 +315,9 @@ def result_form(ws: CallHost, call: CallView) -> None:
 
         code.on_value_change(show_fields)
         show_fields()
-        if call.recording_url:
-            ui.link('Запись разговора', call.recording_url, new_tab=True).classes('text-sm')
+        recording = web_url(call.recording_url)
+        if recording is not None:
+            ui.link('Запись разговора', recording, new_tab=True).classes('text-sm')
 
         async def save() -> None:
             result = CallResult(

@@ -13,6 +13,7 @@ from crm.domain import formatting as fmt
 from crm.domain.contact_rules import LEGAL_FLAG_LABELS, LegalFlag, Verdict
 from crm.domain.formatting import day
 from crm.domain.identifiers import digits, format_passport, format_phone, format_snils
+from crm.domain.links import web_url
 from crm.services import views as v
 
 PHONE_KINDS = {'mobile': 'моб.', 'home': 'дом.', 'work': 'раб.'}
@@ -63,7 +64,7 @@ def heading(card: v.BorrowerCard) -> None:
 
 def personal(card: v.BorrowerCard, now: datetime) -> None:
     with ui.card().classes('flex-1 min-w-[28rem]'):
-        ui.label(card.full_name).classes('text-xl font-semibold')
+        ui.label(card.full_name).classes('text-xl font-semibold').props('data-testid=borrower-name')
         fields(
             [
                 ('Дата рождения', fmt.day(card.birth_date)),
@@ -254,8 +255,9 @@ def timeline_entry(item: v.CommunicationItem) -> str:
         lines.append(f'<div class="text-sm">{escape(item.comment)}</div>')
     if item.body:
         lines.append(f'<div class="text-sm italic text-gray-700">{escape(item.body)}</div>')
-    if item.recording_url and item.recording_url.startswith(('http://', 'https://', '/')):
-        url = escape(item.recording_url, quote=True)
+    recording = web_url(item.recording_url)
+    if recording is not None:
+        url = escape(recording, quote=True)
         lines.append(f'<a class="text-xs" href="{url}" target="_blank" rel="noopener">Запись разговора</a>')
     return f'<li>{"".join(lines)}</li>'
 

@@ -11,7 +11,7 @@ from nicegui import ui
 from crm.bootstrap import Services
 from crm.domain.actor import Actor
 from crm.domain.contact_rules import LegalFlag, Verdict
-from crm.domain.errors import NotFound, QueryTooShort, ServiceError
+from crm.domain.errors import BadQuery, NotFound, ServiceError
 from crm.domain.notifications import CallStateChanged, HistoryChanged, Notification, ScreenPop
 from crm.pages.components import call_panel, card_view
 from crm.pages.live import LiveHub
@@ -164,7 +164,7 @@ class Workspace:
     async def search(self, text: str) -> SearchResult | str:
         try:
             return await service(self.services.borrowers.search, self.actor, text)
-        except QueryTooShort as error:
+        except BadQuery as error:
             return error.message
 
     async def refresh_history(self) -> None:
