@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import Engine
 
@@ -33,6 +34,7 @@ from crm.services.compliance import ComplianceService
 from crm.services.inbound import InboundRouter, Route
 from crm.services.notifier import Notifier
 from crm.services.result_codes import ResultCodeService
+from crm.services.sessions import SessionService
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ class Services:
 
     clock: Clock
     auth: AuthService
+    sessions: SessionService
     borrowers: BorrowerService
     audit: AuditService
     compliance: ComplianceService
@@ -136,6 +139,12 @@ def build(
             sessions,
             max_attempts=settings.login_attempts,
             lockout_minutes=settings.lockout_minutes,
+            clock=clock,
+        ),
+        sessions=SessionService(
+            sessions,
+            idle=timedelta(minutes=settings.session_idle_minutes),
+            max_age=timedelta(days=settings.session_max_days),
             clock=clock,
         ),
         borrowers=BorrowerService(sessions),

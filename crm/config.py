@@ -62,6 +62,8 @@ class Settings:
     extra_workdays: str = ''
     clock_start: str = ''
     statement_timeout_ms: int = 5000
+    session_idle_minutes: int = 30
+    session_max_days: int = 14
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -87,6 +89,8 @@ class Settings:
             extra_workdays=env.get('CRM_EXTRA_WORKDAYS') or '',
             clock_start=env.get('CRM_CLOCK_START') or '',
             statement_timeout_ms=int(env.get('CRM_STATEMENT_TIMEOUT_MS') or 5000),
+            session_idle_minutes=int(env.get('CRM_SESSION_IDLE_MINUTES') or 30),
+            session_max_days=int(env.get('CRM_SESSION_MAX_DAYS') or 14),
         )
 
     def call_limits(self) -> CallLimits:

@@ -287,6 +287,24 @@ class ApiToken(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
+class WebSession(Base):
+    """A browser's login: the cookie holds a random token, the table only its SHA-256.
+
+    A row is made when the password is right, holding a one-time ticket for the browser to exchange
+    (over HTTP) for the session cookie; so every login gets a new session, whatever cookie came before.
+    """
+
+    __tablename__ = 'web_sessions'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey('users.id', ondelete='CASCADE'), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
 class AuditEntry(Base):
     __tablename__ = 'audit_entries'
 

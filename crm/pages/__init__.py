@@ -13,7 +13,7 @@ from crm.pages.session import AuthMiddleware
 
 def register_pages(services: Services, hub: LiveHub) -> None:
     """Every page, behind the login middleware; pages with a live area register their tabs in ``hub``."""
-    app.add_middleware(AuthMiddleware)
+    app.add_middleware(AuthMiddleware, sessions=services.sessions)
     app.add_middleware(SecurityHeaders)
     login.register(services)
     for module in (borrower_list, search, card, admin):

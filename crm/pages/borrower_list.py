@@ -65,7 +65,7 @@ def pagination_props(query: ListQuery, page: Page) -> dict:
 def register(services: Services, hub: LiveHub) -> None:
     @ui.page('/')
     async def borrower_list() -> None:
-        actor = await page_actor(services.auth)
+        actor = page_actor()
         if actor is None:
             return
         state = {'query': ListQuery()}

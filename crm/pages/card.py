@@ -13,7 +13,7 @@ from crm.pages.session import page_actor
 def register(services: Services, hub: LiveHub) -> None:
     @ui.page('/borrower/{borrower_id}')
     async def card_page(borrower_id: int) -> None:
-        actor = await page_actor(services.auth)
+        actor = page_actor()
         if actor is None:
             return
         with frame(services, hub, actor, 'Заёмщик') as workspace:

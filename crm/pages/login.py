@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
+from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import app, ui
 
@@ -9,14 +12,34 @@ from crm.bootstrap import Services
 from crm.domain.errors import LoginFailed
 from crm.pages.layout import BRAND_COLOR
 from crm.pages.off_loop import service
-from crm.pages.session import current_actor, log_in, log_out, safe_redirect
+from crm.pages.session import COOKIE, safe_redirect, session_token, set_session_cookie
 
 
 def register(services: Services) -> None:
+    sessions = services.sessions
+
+    @app.get('/login/complete', include_in_schema=False)
+    def complete_login(request: Request, ticket: str = '', redirect_to: str = '/') -> RedirectResponse:
+        """The browser trades the one-time ticket of a right password for a new session cookie."""
+        exchanged = sessions.exchange(ticket, request.cookies.get(COOKIE))
+        if exchanged is None:
+            return RedirectResponse('/login?' + urlencode({'redirect_to': safe_redirect(redirect_to)}), 303)
+        token, _actor = exchanged
+        response = RedirectResponse(safe_redirect(redirect_to), 303)
+        set_session_cookie(response, request, token, int(sessions.max_age.total_seconds()))
+        return response
+
+    @app.get('/logout', include_in_schema=False)
+    def logout(request: Request) -> RedirectResponse:
+        sessions.end(request.cookies.get(COOKIE))
+        response = RedirectResponse('/login', 303)
+        response.delete_cookie(COOKIE, path='/')
+        return response
+
     @ui.page('/login')
     async def login_page(redirect_to: str = '/') -> RedirectResponse | None:
         target = safe_redirect(redirect_to)
-        if app.storage.user.get('user_id') and await current_actor(services.auth):
+        if await service(sessions.resolve, session_token()) is not None:
             return RedirectResponse(target)
 
         async def submit() -> None:
@@ -30,8 +53,8 @@ def register(services: Services) -> None:
                 return
             finally:
                 button.props(remove='loading')
-            log_in(actor)
-            ui.navigate.to(target)
+            ticket = await service(sessions.begin, actor)
+            ui.navigate.to('/login/complete?' + urlencode({'ticket': ticket, 'redirect_to': target}))
 
         ui.page_title('Вход в систему — Lender CRM')
         ui.colors(primary=BRAND_COLOR)
@@ -52,11 +75,3 @@ def register(services: Services) -> None:
             login.on('keydown.enter', submit)
             password.on('keydown.enter', submit)
         return None
-
-    @ui.page('/logout')
-    async def logout_page() -> RedirectResponse:
-        actor = await current_actor(services.auth)
-        if actor is not None:
-            await service(services.auth.logout, actor)
-        log_out()
-        return RedirectResponse('/login')

@@ -69,7 +69,7 @@ async def show_results(services: Services, actor: Actor, text: str, archive: boo
 def register(services: Services, hub: LiveHub) -> None:
     @ui.page('/search')
     async def search_page(q: str = '', archive: str = '') -> None:
-        actor = await page_actor(services.auth)
+        actor = page_actor()
         if actor is None:
             return
         in_archive = archive in {'1', 'true', 'on'}

@@ -1,20 +1,23 @@
-"""The logged-in user of a browser session, and the middleware that keeps pages behind login."""
+"""The logged-in user of a browser session (crm.services.sessions), and the middleware that keeps pages
+behind login."""
 
 from __future__ import annotations
 
 from urllib.parse import quote
 
-from fastapi import Request
+from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
-from nicegui import app, ui
-from starlette.middleware.base import BaseHTTPMiddleware
+from nicegui import ui
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.types import ASGIApp
 
 from crm.domain import Role
 from crm.domain.actor import Actor
-from crm.pages.off_loop import service
-from crm.services.auth import AuthService
+from crm.services.sessions import SessionService
 
 TO_WHOM = {Role.OPERATOR: 'сотрудникам', Role.SUPERVISOR: 'руководителю группы', Role.ADMIN: 'администратору'}
+COOKIE = 'crm_session'
 OPEN_PATHS = ('/login', '/_nicegui', '/api/', '/docs', '/openapi.json', '/favicon.ico')
 
 
@@ -28,42 +31,55 @@ def safe_redirect(target: str | None) -> str:
 
 
 class AuthMiddleware(BaseHTTPMiddleware):
-    """Sends a browser without a session to the login page, remembering where it was going."""
+    """Sends a browser without a live session to the login page, remembering where it was going.
 
-    async def dispatch(self, request: Request, call_next):
+    The acting user of a request is left in ``request.state.actor`` for the page.
+    """
+
+    def __init__(self, app: ASGIApp, sessions: SessionService) -> None:
+        super().__init__(app)
+        self._sessions = sessions
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         path = request.url.path
-        if not app.storage.user.get('user_id') and not path.startswith(OPEN_PATHS):
+        if path.startswith(OPEN_PATHS):
+            return await call_next(request)
+        actor = await run_in_threadpool(self._sessions.resolve, request.cookies.get(COOKIE))
+        if actor is None:
             target = path + (f'?{request.url.query}' if request.url.query else '')
-            return RedirectResponse(f'/login?redirect_to={quote(target, safe="")}')
+            response = RedirectResponse(f'/login?redirect_to={quote(target, safe="")}')
+            response.delete_cookie(COOKIE, path='/')
+            return response
+        request.state.actor = actor
         return await call_next(request)
 
 
-def log_in(actor: Actor) -> None:
-    app.storage.user.update(user_id=actor.id, login=actor.login)
+def set_session_cookie(response: Response, request: Request, token: str, max_age_s: int) -> None:
+    """HttpOnly, same-site, and Secure whenever the browser came over TLS (directly or through HAProxy)."""
+    secure = request.url.scheme == 'https' or request.headers.get('x-forwarded-proto') == 'https'
+    response.set_cookie(
+        COOKIE, token, max_age=max_age_s, path='/', httponly=True, samesite='lax', secure=secure
+    )
 
 
-def log_out() -> None:
-    app.storage.user.clear()
+def session_token() -> str | None:
+    """The session cookie of the page this code runs for."""
+    return ui.context.client.request.cookies.get(COOKIE)
 
 
-async def current_actor(auth: AuthService) -> Actor | None:
-    """The acting user, re-read from the database so a deactivated account is out at once."""
-    user_id = app.storage.user.get('user_id')
-    if not user_id:
-        return None
-    actor = await service(auth.actor, user_id)
-    if actor is None:
-        log_out()
-    return actor
+def current_actor() -> Actor | None:
+    """The acting user of this page, as the login middleware found it (re-read from the database, so a
+    deactivated account or an ended session is out at once)."""
+    return getattr(ui.context.client.request.state, 'actor', None)
 
 
-async def page_actor(auth: AuthService, *roles: Role) -> Actor | None:
+def page_actor(*roles: Role) -> Actor | None:
     """The guard of every page: the logged-in user if their role may see it (any role if none given).
 
     Sends a browser without a session to the login page, and tells a user whose role may not see the
     page so; in both cases the page draws nothing else (None).
     """
-    actor = await current_actor(auth)
+    actor = current_actor()
     if actor is None:
         ui.navigate.to('/login')
         return None

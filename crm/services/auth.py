@@ -128,7 +128,3 @@ class AuthService:
         with self._sessions() as session:
             user = session.get(User, user_id)
             return to_actor(user) if user is not None and user.active else None
-
-    def logout(self, actor: Actor) -> None:
-        with self._sessions.begin() as session:
-            audit.record(session, 'logout', user_id=actor.id)

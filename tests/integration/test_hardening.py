@@ -284,3 +284,68 @@ def test_every_response_says_it_may_not_be_framed(api) -> None:
     assert response.headers['content-security-policy'] == "frame-ancestors 'none'"
     assert response.headers['x-content-type-options'] == 'nosniff'
     assert response.headers['referrer-policy'] == 'same-origin'
+
+
+# --- sessions: new at login and logout, idle and old ones refused ----------------------------------------
+
+
+@pytest.fixture
+def web_sessions(sessions):
+    from datetime import UTC, datetime
+
+    from crm.domain.clock import SettableClock
+    from crm.services.sessions import SessionService
+
+    clock = SettableClock(datetime(2026, 11, 26, 9, 0, tzinfo=UTC))
+    return SessionService(sessions, clock=clock), clock
+
+
+def test_a_login_makes_a_new_session_and_ends_the_one_the_browser_had(sessions, web_sessions) -> None:
+    from crm.services.auth import to_actor
+
+    service, _clock = web_sessions
+    actor = to_actor(make_user(sessions))
+    first, _ = service.exchange(service.begin(actor)) or ('', None)
+    second, who = service.exchange(service.begin(actor), previous_token=first) or ('', None)
+    assert second != first and who is not None and who.id == actor.id
+    assert service.resolve(first) is None  # the cookie the browser came with is no longer logged in
+    assert service.resolve(second) is not None
+    assert service.resolve('a-cookie-planted-before-login') is None
+
+
+def test_a_ticket_is_good_once_and_for_a_minute(sessions, web_sessions) -> None:
+    from crm.services.auth import to_actor
+
+    service, clock = web_sessions
+    actor = to_actor(make_user(sessions))
+    ticket = service.begin(actor)
+    assert service.exchange(ticket) is not None
+    assert service.exchange(ticket) is None
+    late = service.begin(actor)
+    clock.advance(minutes=2)
+    assert service.exchange(late) is None
+
+
+def test_an_idle_session_ends_and_a_used_one_lasts_until_its_maximum(sessions, web_sessions) -> None:
+    from crm.services.auth import to_actor
+
+    service, clock = web_sessions
+    actor = to_actor(make_user(sessions))
+    token, _ = service.exchange(service.begin(actor)) or ('', None)
+    for _ in range(14 * 24 * 60 // 20 - 1):  # in use every 20 minutes (an open tab reports every 5)
+        clock.advance(minutes=20)
+        assert service.resolve(token) is not None
+    clock.advance(minutes=40)
+    assert service.resolve(token) is None  # 14 days old, or idle: either way over
+    idle, _ = service.exchange(service.begin(actor)) or ('', None)
+    clock.advance(minutes=31)
+    assert service.resolve(idle) is None
+
+
+def test_logout_ends_the_session_everywhere(sessions, web_sessions) -> None:
+    from crm.services.auth import to_actor
+
+    service, _clock = web_sessions
+    token, _ = service.exchange(service.begin(to_actor(make_user(sessions)))) or ('', None)
+    service.end(token)
+    assert service.resolve(token) is None

@@ -16,7 +16,9 @@ from crm.domain.notifications import CallStateChanged, HistoryChanged, Notificat
 from crm.pages.components import call_panel, card_view
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import attempt, service
+from crm.pages.session import session_token
 from crm.services.call_views import CallView, ResultOption
+from crm.services.sessions import HEARTBEAT_S
 from crm.services.views import BorrowerCard, SearchResult
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,13 @@ class Workspace:
         self.render_call()
         client = ui.context.client
         self.hub.register(client, self.actor.extension, self.on_notification)
+        token = session_token()
+        ui.timer(HEARTBEAT_S, lambda: self._heartbeat(token))
+
+    async def _heartbeat(self, token: str | None) -> None:
+        """An open tab keeps its session in use; an ended one (logout elsewhere, idle) leads to the login."""
+        if await service(self.services.sessions.resolve, token) is None:
+            ui.navigate.to('/login')
 
     # --- notifications from the bus (on the event loop) ------------------------------------------
     async def on_notification(self, notification: Notification) -> None:
