@@ -13,6 +13,7 @@ from crm.api import routes as api_routes
 from crm.config import Settings
 from crm.db.migrate import DatabaseNotReady
 from crm.integrations.rabbitmq import BusUnavailable
+from crm.log_privacy import keep_personal_data_out_of_logs
 from crm.pages import register_pages
 from crm.pages.live import LiveHub
 
@@ -44,6 +45,7 @@ def main() -> None:
         print(error, file=sys.stderr)
         sys.exit(2)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    keep_personal_data_out_of_logs()
     # The event loop shares the interpreter with the bus consumer and the database workers; a thread
     # that wants the GIL waits at most this long (default 5 ms), which bounds how long a screen pop
     # can wait behind a card being loaded for another tab.

@@ -33,7 +33,7 @@ def chat_received(session: Session, events: Sequence[Event]) -> Outcome:
         else:
             borrower = session.scalar(select(Borrower).where(Borrower.pin == event.from_))
         if borrower is None:
-            log.warning('chat %s from unknown %s: stored without a borrower', event.chat_id, event.from_)
+            log.warning('chat %s from an unknown sender: stored without a borrower', event.chat_id)
         session.add(
             Communication(
                 borrower_id=borrower.id if borrower else None,
