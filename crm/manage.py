@@ -24,11 +24,12 @@ def prepare(settings: Settings, borrowers: int) -> None:
     from crm.db.demo import is_empty, seed_demo
 
     engine = make_engine(settings.database_url)
-    sessions = make_sessions(engine)
+    clock = settings.clock()  # with CRM_CLOCK_START the data is as of the day the app's clock starts on
+    sessions = make_sessions(engine, clock)
     try:
         if is_empty(sessions):
             started = time.perf_counter()
-            seed_demo(sessions, borrowers=borrowers)
+            seed_demo(sessions, borrowers=borrowers, clock=clock)
             print(f'demo data: {borrowers} borrowers in {time.perf_counter() - started:.1f} s')
     finally:
         engine.dispose()

@@ -128,7 +128,10 @@ def build_router(services: Services) -> APIRouter:
     @router.get('/borrowers', response_model=BorrowerList, responses={401: {}, 422: {}})
     def find_borrowers(
         info: Annotated[TokenInfo, Depends(token)],
-        q: Annotated[str, Query(description='name part, phone, passport, PIN, INN or SNILS')],
+        q: Annotated[
+            str,
+            Query(description='name part, phone or its last digits, passport, PIN, INN, SNILS, loan, e-mail'),
+        ],
         archive: bool = False,
     ) -> Any:
         """Look borrowers up by anything the search line understands."""

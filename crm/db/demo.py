@@ -1,8 +1,9 @@
 """Demo data for an empty database: users, borrowers with loans, credit history, sales and contacts.
 
 Everything is drawn from one seed (random.Random and Faker('ru_RU')) and every date is counted back
-from `today`, so the same seed and day give the same rows. Rows are built as plain dicts and written
-with one bulk INSERT per table: 2,000 borrowers make some 40,000 rows, too many for the unit of work.
+from "today", the clock's date at the office (Moscow), so the same seed and day give the same rows.
+Rows are built as plain dicts and written with one bulk INSERT per table: 2,000 borrowers make some
+40,000 rows, too many for the unit of work.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from crm.db.models import (
     User,
 )
 from crm.domain import LOAN_STATUSES, RESULT_CODES, Role
+from crm.domain.clock import Clock, system_clock
+from crm.domain.formatting import OFFICE_TZ
 from crm.domain.identifiers import inn_with_check_digits, name_key, snils_check_digits
 from crm.domain.passwords import hash_password
 
@@ -935,10 +938,18 @@ def is_empty(sessions: sessionmaker[Session]) -> bool:
 
 
 def seed_demo(
-    sessions: sessionmaker[Session], *, borrowers: int = 2000, seed: int = 20261126, today: date | None = None
+    sessions: sessionmaker[Session],
+    *,
+    borrowers: int = 2000,
+    seed: int = 20261126,
+    clock: Clock = system_clock,
 ) -> None:
-    """Fill an empty database with demo users and `borrowers` borrowers, in one transaction."""
-    today = today or date.today()
+    """Fill an empty database with demo users and `borrowers` borrowers, in one transaction.
+
+    "Today" is the clock's date at the office (Moscow), whatever the server's time zone: give the
+    clock the application runs on (``Settings.clock()``), or a fixed one for a reproducible data set.
+    """
+    today = clock().astimezone(OFFICE_TZ).date()
     rng = random.Random(seed)
     fake = Faker('ru_RU')
     fake.seed_instance(seed)

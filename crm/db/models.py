@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     false,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -103,6 +104,7 @@ class Borrower(Base):
     __table_args__ = (
         Index('ix_borrowers_operator_days_past_due', 'assigned_operator_id', 'days_past_due'),
         Index('ix_borrowers_operator_last_name', 'assigned_operator_id', 'last_name'),
+        Index('ix_borrowers_email_lower', func.lower(email)),
     )
 
 
@@ -111,7 +113,8 @@ class BorrowerPhone(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     borrower_id: Mapped[int] = mapped_column(ForeignKey('borrowers.id', ondelete='CASCADE'), index=True)
-    phone: Mapped[str] = mapped_column(String(15), index=True)  # normalised: 7XXXXXXXXXX
+    # normalised: 7XXXXXXXXXX; on PostgreSQL also indexed reversed, for its last digits (migration 0004)
+    phone: Mapped[str] = mapped_column(String(15), index=True)
     kind: Mapped[str] = mapped_column(String(16), default='mobile')  # mobile | home | work
     is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
 

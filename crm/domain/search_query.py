@@ -1,4 +1,5 @@
-"""What a search line means: a name in parts, or an identifier (phone, passport, PIN, INN, SNILS)."""
+"""What a search line means: a name in parts, an e-mail, or an identifier (phone or its last digits,
+passport, PIN, INN, SNILS, loan number)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ TOO_SHORT = 'Введите не менее 2 символов: часть ФИ�
 # What may separate the digits of an identifier as people type it: +7 (928) 000-99-77, 45 10 123456
 _IDENTIFIER = re.compile(r'^[\d\s()+\-.]+$')
 _NAME_PART = re.compile(r'[^0-9a-zа-я\-]+')
+# A loan number as the loan system writes it: letters and digits, maybe a dash or slash (ЗМ-7441271)
+_LOAN_NUMBER = re.compile(r'^(?=.*\d)[0-9A-Za-zА-Яа-яЁё\-/]{4,32}$')
+PHONE_TAIL = (4, 9)  # how many last digits of a phone an operator types to find it ('0009977')
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,15 @@ class Identifier:
     inn: str | None = None
     snils: str | None = None
     phone: str | None = None
+    phone_tail: str | None = None  # the last digits of a phone
+    loan_number: str | None = None
+
+
+@dataclass(frozen=True)
+class Email:
+    """An e-mail address, compared without regard to case."""
+
+    address: str
 
 
 @dataclass(frozen=True)
@@ -40,14 +53,18 @@ class NameParts:
     initials: tuple[str, ...]
 
 
-def parse(query: str) -> Identifier | NameParts:
+def parse(query: str) -> Identifier | Email | NameParts:
     text = query.strip()
     if len(text) > MAX_LENGTH:
         raise QueryTooLong(TOO_LONG)
     if len(text.replace(' ', '')) < MIN_LENGTH:
         raise QueryTooShort(TOO_SHORT)
+    if '@' in text and ' ' not in text:
+        return Email(text.lower())
     if _IDENTIFIER.match(text) and any(c.isdigit() for c in text):
         return identifier(digits(text))
+    if _LOAN_NUMBER.match(text):
+        return Identifier(value=text, pin=text, loan_number=text.upper())
     words = [w.strip('-') for w in _NAME_PART.split(name_key(text).replace('.', ' '))]
     words = [w for w in words if w]
     if len(words) > MAX_WORDS:
@@ -71,4 +88,6 @@ def identifier(number: str) -> Identifier:
             found['phone'] = '7' + number[1:]
     elif len(number) == 12:
         found = {'inn': number}
-    return Identifier(value=number, pin=number, **found)
+    if PHONE_TAIL[0] <= len(number) <= PHONE_TAIL[1]:
+        found['phone_tail'] = number
+    return Identifier(value=number, pin=number, loan_number=number, **found)

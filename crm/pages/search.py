@@ -15,7 +15,10 @@ from crm.pages.off_loop import service
 from crm.pages.session import page_actor
 from crm.services.views import BorrowerRow
 
-HINT = 'Введите часть ФИО, телефон, паспорт, PIN, ИНН или СНИЛС и нажмите Enter'
+HINT = (
+    'Введите часть ФИО, телефон или его последние цифры, паспорт, PIN, ИНН, СНИЛС, номер займа или e-mail '
+    'и нажмите Enter'
+)
 
 
 def result_line(row: BorrowerRow) -> str:

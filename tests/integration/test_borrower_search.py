@@ -226,3 +226,28 @@ def test_supervisor_reads_the_audit_of_a_card(service, operator, anon, sessions)
         operator.login,
         'Анон Ананас',
     )
+
+
+def test_the_last_digits_of_a_phone_find_its_holder(service, operator, sessions) -> None:
+    phone = unique_phone()
+    borrower = make_borrower(sessions, last='Хвостов', phones=(phone,))
+    for tail in (phone[-7:], phone[-4:], f'{phone[-7:-4]}-{phone[-4:-2]}-{phone[-2:]}'):
+        assert borrower.id in ids(service.search(operator, tail)), tail
+
+
+def test_a_loan_number_finds_the_borrower(service, operator, sessions) -> None:
+    borrower = make_borrower(sessions, last='Займов')
+    (number,) = [loan.number for loan in borrower.loans]
+    assert ids(service.search(operator, number)) == {borrower.id}
+    assert ids(service.search(operator, number.lower())) == {borrower.id}
+
+
+def test_the_seeds_loan_number_is_found(service, operator) -> None:
+    assert [row.pin for row in service.search(operator, '7441271').items] == ['3000001000']
+
+
+def test_an_email_in_any_case_finds_the_borrower(service, operator, sessions) -> None:
+    borrower = make_borrower(sessions, last='Почтов')
+    with sessions.begin() as session:
+        session.get(Borrower, borrower.id).email = f'pochtov.{borrower.id}@mail.example'
+    assert ids(service.search(operator, f'POCHTOV.{borrower.id}@Mail.Example')) == {borrower.id}

@@ -1,7 +1,7 @@
 import pytest
 
 from crm.domain.errors import QueryTooShort
-from crm.domain.search_query import Identifier, NameParts, parse
+from crm.domain.search_query import Email, Identifier, NameParts, parse
 
 
 @pytest.mark.parametrize('text', ['+7 928 000-99-77', '89280009977', '9280009977', '8 (928) 000-99-77'])
@@ -49,3 +49,20 @@ def test_like_wildcards_are_plain_text() -> None:
     parsed = parse('ив%_ан')
     assert isinstance(parsed, NameParts)
     assert parsed.fragments == ('ив', 'ан')
+
+
+def test_an_email_is_a_key_of_its_own() -> None:
+    assert parse(' Ivan.Petrov@Mail.RU ') == Email('ivan.petrov@mail.ru')
+
+
+def test_a_few_digits_may_be_the_end_of_a_phone_a_pin_or_a_loan_number() -> None:
+    parsed = parse('000-99-77')
+    assert isinstance(parsed, Identifier)
+    assert (parsed.phone_tail, parsed.loan_number, parsed.pin) == ('0009977', '0009977', '0009977')
+    assert parse('99').phone_tail is None  # too few digits to mean a phone
+
+
+def test_letters_and_digits_together_are_a_loan_number() -> None:
+    parsed = parse('зм-7441271')
+    assert isinstance(parsed, Identifier) and parsed.loan_number == 'ЗМ-7441271'
+    assert isinstance(parse('Иванов Пётр'), NameParts)
