@@ -133,31 +133,56 @@ def loan_terms(card: v.BorrowerCard) -> None:
             ).classes('text-sm text-gray-700')
 
 
+def table(headers: list[tuple[str, str]], rows: list[list[str]]) -> None:
+    """A plain table as markup, every datum escaped: ``headers`` are (label, 'l' | 'r' alignment).
+
+    No Quasar table here: its component is loaded by the browser on first use, which made the first
+    screen pop into a freshly loaded page wait for it.
+    """
+    align = {'l': 'text-left', 'r': 'text-right whitespace-nowrap'}
+    head = ''.join(
+        f'<th class="{align[side]} px-2 py-1 font-medium">{escape(label)}</th>' for label, side in headers
+    )
+    body = ''.join(
+        '<tr class="border-t">'
+        + ''.join(
+            f'<td class="{align[side]} px-2 py-1">{escape(value)}</td>'
+            for (_, side), value in zip(headers, row, strict=True)
+        )
+        + '</tr>'
+        for row in rows
+    )
+    markup(
+        f'<table class="w-full text-sm"><thead class="text-xs text-gray-500"><tr>{head}</tr></thead>'
+        f'<tbody>{body}</tbody></table>'
+    ).classes('w-full overflow-x-auto')
+
+
 def loans_table(card: v.BorrowerCard) -> None:
-    columns = [
-        {'name': 'number', 'label': 'Займ №', 'field': 'number', 'align': 'left'},
-        {'name': 'product', 'label': 'Продукт', 'field': 'product', 'align': 'left'},
-        {'name': 'status', 'label': 'Статус', 'field': 'status', 'align': 'left'},
-        {'name': 'amount', 'label': 'Сумма', 'field': 'amount', 'classes': 'whitespace-nowrap'},
-        {'name': 'issued', 'label': 'Выдан', 'field': 'issued'},
-        {'name': 'debt', 'label': 'Долг', 'field': 'debt', 'classes': 'whitespace-nowrap'},
-        {'name': 'overdue', 'label': 'Просрочено', 'field': 'overdue', 'classes': 'whitespace-nowrap'},
-        {'name': 'dpd', 'label': 'Дней', 'field': 'dpd'},
+    headers = [
+        ('Займ №', 'l'),
+        ('Продукт', 'l'),
+        ('Статус', 'l'),
+        ('Сумма', 'r'),
+        ('Выдан', 'l'),
+        ('Долг', 'r'),
+        ('Просрочено', 'r'),
+        ('Дней', 'r'),
     ]
     rows = [
-        {
-            'number': loan.number,
-            'product': loan.product,
-            'status': status_label(loan.status_code, loan.status_name),
-            'amount': fmt.money(loan.amount),
-            'issued': fmt.day(loan.issued_on),
-            'debt': fmt.money(loan.total_debt),
-            'overdue': fmt.money(loan.overdue_amount),
-            'dpd': loan.days_past_due,
-        }
+        [
+            loan.number,
+            loan.product,
+            status_label(loan.status_code, loan.status_name),
+            fmt.money(loan.amount),
+            fmt.day(loan.issued_on),
+            fmt.money(loan.total_debt),
+            fmt.money(loan.overdue_amount),
+            str(loan.days_past_due),
+        ]
         for loan in card.loans
     ]
-    ui.table(columns=columns, rows=rows, row_key='number').props('flat dense wrap-cells').classes('w-full')
+    table(headers, rows)
 
 
 def applications_table(card: v.BorrowerCard) -> None:
@@ -165,26 +190,26 @@ def applications_table(card: v.BorrowerCard) -> None:
     if not card.applications:
         ui.label('Заявок нет').classes('text-gray-600')
         return
-    columns = [
-        {'name': 'number', 'label': 'Заявка №', 'field': 'number', 'align': 'left'},
-        {'name': 'date', 'label': 'Дата', 'field': 'date', 'align': 'left'},
-        {'name': 'product', 'label': 'Продукт', 'field': 'product', 'align': 'left'},
-        {'name': 'amount', 'label': 'Сумма', 'field': 'amount', 'classes': 'whitespace-nowrap'},
-        {'name': 'term', 'label': 'Срок', 'field': 'term'},
-        {'name': 'status', 'label': 'Статус', 'field': 'status', 'align': 'left'},
+    headers = [
+        ('Заявка №', 'l'),
+        ('Дата', 'l'),
+        ('Продукт', 'l'),
+        ('Сумма', 'r'),
+        ('Срок', 'l'),
+        ('Статус', 'l'),
     ]
     rows = [
-        {
-            'number': a.number,
-            'date': fmt.moment(a.applied_at),
-            'product': a.product,
-            'amount': fmt.money(a.amount),
-            'term': fmt.days(a.term_days),
-            'status': status_label(a.status_code, a.status_name),
-        }
+        [
+            a.number,
+            fmt.moment(a.applied_at),
+            a.product,
+            fmt.money(a.amount),
+            fmt.days(a.term_days),
+            status_label(a.status_code, a.status_name),
+        ]
         for a in card.applications
     ]
-    ui.table(columns=columns, rows=rows, row_key='number').props('flat dense').classes('w-full')
+    table(headers, rows)
 
 
 def products_list(card: v.BorrowerCard) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 
@@ -22,12 +21,6 @@ from crm.services.sessions import HEARTBEAT_S
 from crm.services.views import BorrowerCard, SearchResult
 
 log = logging.getLogger(__name__)
-
-# How long the card's work waits after the caller's name went out. Measured (bench/screen_pop.py, 100
-# tabs): with 30 ms the name reaches the DOM at p99 37 ms instead of 51, and the whole card is no later
-# (p50 83 ms either way: it waited for the same cores anyway).
-NAME_FIRST_S = 0.03
-
 
 class Workspace:
     """What the call panel and the card are drawn for: the actor, their call, the card on screen."""
@@ -81,10 +74,7 @@ class Workspace:
         self.call = CallView.ringing(pop)
         self._call_updates += 1
         updates = self._call_updates
-        self.render_call()
-        # The name goes out first: the card's database work and drawing wait a moment, so that they do
-        # not compete with sending the name (and with the browser showing it) for the same cores.
-        await asyncio.sleep(NAME_FIRST_S)
+        self.render_call()  # goes out while the card is read
 
         def load() -> tuple[CallView, BorrowerCard | None, Verdict | None]:
             call = self.services.calls.view(self.actor, pop.call_id)
