@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.har
 
 from crm.db.engine import make_engine, make_sessions
 from crm.db.migrate import create_database_if_missing, head_revision, upgrade
-from crm.db.models import Borrower, BorrowerPhone, User
+from crm.db.models import Borrower, BorrowerPhone, Loan, User
 from crm.domain import LOAN_STATUSES, RESULT_CODES, Role
 from crm.domain.actor import Actor
 from crm.domain.identifiers import (
@@ -58,7 +58,7 @@ WARMUP = 50
 ARCHIVED_SHARE = 0.03
 MAX_COMMUNICATIONS = 5
 BENCH_LOGIN = 'bench'
-EXACT_KINDS = ('phone', 'passport', 'pin', 'inn', 'snils')
+EXACT_KINDS = ('phone', 'passport', 'pin', 'inn', 'snils', 'loan', 'email', 'phone_tail')
 NAME_KINDS = ('name', 'name_single')
 KINDS = (*NAME_KINDS, *EXACT_KINDS, 'card')
 TARGETS_MS = {'exact_p95_ms': 10, 'name_p95_ms': 50, 'card_p95_ms': 30}
@@ -557,6 +557,8 @@ class Target:
     last_name: str
     first_name: str
     phones: tuple[str, ...]
+    email: str | None
+    loans: tuple[str, ...]
 
 
 def pick_targets(engine: Engine, rng: random.Random, count: int) -> list[Target]:
@@ -570,24 +572,35 @@ def pick_targets(engine: Engine, rng: random.Random, count: int) -> list[Target]
             borrowers += session.scalars(
                 select(Borrower).where(Borrower.id.in_(part), Borrower.archived.is_(False))
             )
-    phones: dict[int, list[str]] = {}
-    for borrower_id, phone in phones_of(engine, [b.id for b in borrowers]):
-        phones.setdefault(borrower_id, []).append(phone)
+    ids = [b.id for b in borrowers]
+    phones = values_of(engine, BorrowerPhone.borrower_id, BorrowerPhone.phone, ids)
+    loans = values_of(engine, Loan.borrower_id, Loan.number, ids)
     return [
-        Target(b.id, b.pin, b.passport, b.inn, b.snils, b.last_name, b.first_name, tuple(phones[b.id]))
+        Target(
+            b.id,
+            b.pin,
+            b.passport,
+            b.inn,
+            b.snils,
+            b.last_name,
+            b.first_name,
+            tuple(phones[b.id]),
+            b.email,
+            tuple(loans[b.id]),
+        )
         for b in borrowers
         if b.passport and b.inn and b.snils  # the bench loads all three for everyone
     ]
 
 
-def phones_of(engine: Engine, ids: list[int]) -> list[tuple[int, str]]:
-    found: list[tuple[int, str]] = []
+def values_of(engine: Engine, owner: Any, value: Any, ids: list[int]) -> dict[int, list[str]]:
+    """A child table's values by borrower (phones, loan numbers), a thousand borrowers a query."""
+    found: dict[int, list[str]] = {}
     with engine.connect() as connection:
         for start in range(0, len(ids), 1000):
-            query = select(BorrowerPhone.borrower_id, BorrowerPhone.phone).where(
-                BorrowerPhone.borrower_id.in_(ids[start : start + 1000])
-            )
-            found += [(borrower_id, phone) for borrower_id, phone in connection.execute(query)]
+            query = select(owner, value).where(owner.in_(ids[start : start + 1000]))
+            for borrower_id, item in connection.execute(query):
+                found.setdefault(borrower_id, []).append(item)
     return found
 
 
@@ -620,6 +633,12 @@ def query_text(kind: str, target: Target, rng: random.Random) -> str:
         return f'{target.passport[:4]} {target.passport[4:]}'
     if kind == 'snils':
         return format_snils(target.snils)
+    if kind == 'loan':
+        return rng.choice(target.loans)
+    if kind == 'email':
+        return (target.email or '').upper()  # as typed, in any case
+    if kind == 'phone_tail':
+        return rng.choice(target.phones)[-7:]  # '0009977'
     return getattr(target, kind)  # pin, inn
 
 
@@ -676,7 +695,8 @@ def plan(engine: Engine, settings: Settings, rng: random.Random) -> dict[str, li
     pool = pick_targets(engine, rng, settings.queries * 3)
     work: dict[str, list[tuple[Target | int, str]]] = {}
     for kind in (*NAME_KINDS, *EXACT_KINDS):
-        chosen = [rng.choice(pool) for _ in range(settings.queries)]
+        candidates = [t for t in pool if t.email] if kind == 'email' else pool
+        chosen = [rng.choice(candidates) for _ in range(settings.queries)]
         work[kind] = [(t, query_text(kind, t, rng)) for t in chosen]
     with engine.connect() as connection:
         low, high = connection.execute(select(func.min(Borrower.id), func.max(Borrower.id))).one()
