@@ -38,3 +38,54 @@ def test_tabs_by_extension_and_cleanup() -> None:
     assert [tab.client.id for tab in hub.tabs_of('101')] == ['b']
     second.close()
     assert hub.tabs_of('101') == []
+
+
+class DeliveringClient(FakeClient):
+    """Enough of a NiceGUI client for the hub to deliver to: a context manager, never deleted."""
+
+    is_deleted = False
+
+    def __enter__(self) -> DeliveringClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
+
+async def test_a_screen_pop_is_prepared_in_the_bus_thread_and_delivered_with_it(monkeypatch) -> None:
+    import asyncio
+    import threading
+    from datetime import UTC, datetime
+
+    from nicegui import core
+
+    from crm.domain.notifications import ScreenPop, to_wire
+
+    monkeypatch.setattr(core, 'loop', asyncio.get_running_loop())  # what NiceGUI's startup sets
+    hub = LiveHub()
+    hub.attach_loop(asyncio.get_running_loop())
+    prepared_in: list[int] = []
+    got: list[tuple[str, object]] = []
+    done = asyncio.Event()
+
+    def prepare(notification) -> str:
+        prepared_in.append(threading.get_ident())
+        return f'card for {notification.call_id}'
+
+    async def listener(notification, prepared) -> None:
+        got.append((notification.call_id, prepared))
+        done.set()
+
+    hub.register(DeliveringClient('a'), '101', listener, prepare)
+    pop = ScreenPop('101', 'c1', 7, 'Анон Ананас', '79280009977', datetime(2026, 11, 26, 9, tzinfo=UTC))
+    bus_thread = threading.Thread(target=hub.on_ui, args=(to_wire([pop]),))
+    bus_thread.start()
+    bus_thread.join()
+    await asyncio.wait_for(done.wait(), 5)
+    assert got == [('c1', 'card for c1')]
+    assert prepared_in == [bus_thread.ident]  # not the event loop's thread
+
+    done.clear()
+    hub.on_ui(to_wire([pop]))  # called on the loop itself: no blocking read there, the tab reads later
+    await asyncio.wait_for(done.wait(), 5)
+    assert got[-1] == ('c1', None) and len(prepared_in) == 1

@@ -22,6 +22,9 @@ from crm.services.views import BorrowerCard, SearchResult
 
 log = logging.getLogger(__name__)
 
+PoppedCall = tuple[CallView, BorrowerCard | None, Verdict | None]
+
+
 class Workspace:
     """What the call panel and the card are drawn for: the actor, their call, the card on screen."""
 
@@ -44,7 +47,7 @@ class Workspace:
         self.call = await service(self.services.calls.current, self.actor)
         self.render_call()
         client = ui.context.client
-        self.hub.register(client, self.actor.extension, self.on_notification)
+        self.hub.register(client, self.actor.extension, self.on_notification, self.prepare)
         token = session_token()
         ui.timer(HEARTBEAT_S, lambda: self._heartbeat(token))
 
@@ -53,11 +56,18 @@ class Workspace:
         if await service(self.services.sessions.resolve, token) is None:
             ui.navigate.to('/login')
 
-    # --- notifications from the bus (on the event loop) ------------------------------------------
-    async def on_notification(self, notification: Notification) -> None:
+    # --- notifications from the bus -------------------------------------------------------------
+    def prepare(self, notification: Notification) -> PoppedCall | None:
+        """In the bus's thread, before the notification reaches the loop: a screen pop's call and card."""
+        if isinstance(notification, ScreenPop):
+            return self._load_pop(notification.call_id)
+        return None
+
+    async def on_notification(self, notification: Notification, prepared: PoppedCall | None = None) -> None:
+        """On the event loop."""
         match notification:
             case ScreenPop():
-                await self.pop(notification)
+                await self.pop(notification, prepared)
             case CallStateChanged(call_id=call_id):
                 if self.call is None or self.call.call_id == call_id or not self.call.live:
                     await self.refresh_call(call_id)
@@ -65,28 +75,20 @@ class Workspace:
                 if self.card is not None and borrower_id == self.card.id:
                     await self.refresh_history()
 
-    async def pop(self, pop: ScreenPop) -> None:
-        """A ring: at once the panel names the caller from the notification alone; then the card.
-
-        The card (and the full call, with other holders of the number) comes from the database in
-        one trip to a worker thread.
-        """
+    async def pop(self, pop: ScreenPop, prepared: PoppedCall | None = None) -> None:
+        """A ring: the caller's name and the whole card in one update when the bus thread read the card
+        (``prepare``); otherwise the name at once from the notification alone, and the card after it."""
         self.call = CallView.ringing(pop)
         self._call_updates += 1
         updates = self._call_updates
-        self.render_call()  # goes out while the card is read
-
-        def load() -> tuple[CallView, BorrowerCard | None, Verdict | None]:
-            call = self.services.calls.view(self.actor, pop.call_id)
-            if call.borrower_id is None:
-                return call, None, None
-            return call, *self._load_card(call.borrower_id)
-
-        try:
-            call, card, verdict = await service(load)
-        except ServiceError as error:
-            log.warning('screen pop for call %s not shown: %s', pop.call_id, error.message)
-            return
+        if prepared is None:
+            self.render_call()  # goes out while the card is read
+            try:
+                prepared = await service(self._load_pop, pop.call_id)
+            except ServiceError as error:
+                log.warning('screen pop for call %s not shown: %s', pop.call_id, error.message)
+                return
+        call, card, verdict = prepared
         if self._call_updates == updates:  # no answered / ended arrived while the card was loading
             self.call = call
         if card is not None and verdict is not None:
@@ -94,6 +96,13 @@ class Workspace:
             self.render_call()
         else:
             self.show_unknown(call.number)
+
+    def _load_pop(self, call_id: str) -> PoppedCall:
+        """Off the loop: the call (with other holders of the number) and, if the caller is known, the card."""
+        call = self.services.calls.view(self.actor, call_id)
+        if call.borrower_id is None:
+            return call, None, None
+        return call, *self._load_card(call.borrower_id)
 
     async def refresh_call(self, call_id: str) -> None:
         try:
