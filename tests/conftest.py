@@ -1,9 +1,15 @@
-"""Shared fixtures: one migrated test database per run (PostgreSQL under CI, SQLite otherwise)."""
+"""Shared fixtures: one migrated test database per run (PostgreSQL under CI, SQLite otherwise).
+
+No test depends on the day or hour it runs: "now" is ``TEST_NOW`` everywhere — the demo data is seeded
+as of that day, services get a clock standing at it, and the app processes the tests start
+(``app_env``, the end-to-end app) run on a clock that starts there (``CRM_CLOCK_START``).
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,11 +20,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crm.db.engine import make_engine, make_sessions
 from crm.db.migrate import upgrade
+from crm.domain.clock import SettableClock
 from tests.harness import reset_postgres_schema
 
 REQUIRE_SERVICES = os.environ.get('CRM_REQUIRE_SERVICES') == '1'
 DEMO_BORROWERS = 300
 TEST_API_TOKEN = 'test-api-token'
+# Wednesday 26.11.2026, 12:00 in Moscow: a working day, inside the permitted call hours everywhere
+# west of Yakutsk. The one "now" of the whole suite.
+TEST_NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
 def need_service(reason: str) -> None:
@@ -30,7 +40,7 @@ def need_service(reason: str) -> None:
 
 @pytest.fixture(scope='session')
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A freshly migrated database holding the demo data set (300 borrowers)."""
+    """A freshly migrated database holding the demo data set (300 borrowers) as of TEST_NOW."""
     url = os.environ.get('CRM_TEST_DATABASE_URL')
     if url:
         try:
@@ -43,7 +53,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     from crm.db.demo import seed_demo
 
     engine = make_engine(url)
-    seed_demo(make_sessions(engine), borrowers=DEMO_BORROWERS)
+    seed_demo(make_sessions(engine), borrowers=DEMO_BORROWERS, clock=SettableClock(TEST_NOW))
     engine.dispose()
     return url
 
@@ -57,7 +67,14 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 @pytest.fixture(scope='session')
 def sessions(engine: Engine) -> sessionmaker[Session]:
-    return make_sessions(engine)
+    """Sessions whose "now" (audit entries written through them) is TEST_NOW."""
+    return make_sessions(engine, SettableClock(TEST_NOW))
+
+
+@pytest.fixture
+def clock() -> SettableClock:
+    """The clock for the services a test builds: stands at TEST_NOW until the test moves it."""
+    return SettableClock(TEST_NOW)
 
 
 @pytest.fixture
@@ -84,11 +101,13 @@ def is_postgres(database_url: str) -> bool:
 
 @pytest.fixture
 def app_env(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    """Environment for starting app.py against the test database (no demo seeding, a fixed secret)."""
+    """Environment for starting app.py against the test database (no demo seeding, a fixed secret,
+    a clock that starts at TEST_NOW)."""
     monkeypatch.setenv('CRM_DATABASE_URL', database_url)
     monkeypatch.setenv('CRM_DEMO', '0')
     monkeypatch.setenv('CRM_SECRET', 'test-secret')
     monkeypatch.setenv('CRM_API_TOKEN', TEST_API_TOKEN)
     monkeypatch.setenv('CRM_PBX_SIMULATOR', '1')
+    monkeypatch.setenv('CRM_CLOCK_START', TEST_NOW.isoformat())
     monkeypatch.delenv('CRM_AMQP_URL', raising=False)
     return database_url

@@ -12,6 +12,7 @@ from crm.db.models import Borrower, BorrowerPhone, Loan, User
 from crm.domain import Role
 from crm.domain.identifiers import inn_with_check_digits, name_key, snils_check_digits
 from crm.domain.passwords import hash_password
+from tests.conftest import TEST_NOW
 
 _counter = itertools.count(1)
 _PASSWORD_HASHES: dict[str, str] = {}
@@ -36,6 +37,7 @@ def make_user(
             role=role,
             active=True,
             extension=f'9{n:03d}',
+            created_at=TEST_NOW,
         )
         session.add(user)
     return user
@@ -77,6 +79,7 @@ def make_borrower(
             total_debt=overdue,
             overdue_amount=overdue,
             days_past_due=days_past_due,
+            created_at=TEST_NOW,
             phones=[BorrowerPhone(phone=p, kind='mobile', is_primary=i == 0) for i, p in enumerate(phones)],
             loans=[
                 Loan(

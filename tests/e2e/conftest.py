@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import TEST_API_TOKEN, need_service
+from tests.conftest import TEST_API_TOKEN, TEST_NOW, need_service
 from tests.harness import CHROMIUM, CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +28,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope='module')  # ends before other modules' apps consume from the same broker
 def app_url(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app on the test database; on RabbitMQ too when CRM_TEST_AMQP_URL is set."""
+    """The app on the test database, its clock starting at TEST_NOW; on RabbitMQ too when
+    CRM_TEST_AMQP_URL is set."""
     port = free_port()
     var_dir = tmp_path_factory.mktemp('var')
     env = os.environ | {
@@ -40,6 +41,7 @@ def app_url(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         'CRM_API_TOKEN': TEST_API_TOKEN,
         'CRM_PBX_SIMULATOR': '0',
         'CRM_AMQP_URL': os.environ.get('CRM_TEST_AMQP_URL', ''),
+        'CRM_CLOCK_START': TEST_NOW.isoformat(),
     }
     env.pop('PYTEST_CURRENT_TEST', None)  # NiceGUI would run in its pytest mode
     log = (var_dir / 'app.log').open('w')
@@ -70,6 +72,16 @@ def app_url(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         log.close()
 
 
+def browser_env() -> dict[str, str]:
+    """Chromium's environment: the test process's, but under libfaketime (the date-independence runs of
+    .ci/run) with the monotonic clock faked too. With FAKETIME_DONT_FAKE_MONOTONIC=1, which the Python
+    processes need (tests/faketime/sitecustomize.py), libfaketime 0.9.10 leaves Chromium unable to
+    load any page; with both clocks moved it runs, and its ``Date`` is the moved one."""
+    env = dict(os.environ)
+    env.pop('FAKETIME_DONT_FAKE_MONOTONIC', None)
+    return env
+
+
 @pytest.fixture(scope='module')  # sync Playwright holds an event loop: release it before async tests run
 def browser() -> Iterator[object]:
     if not CHROMIUM.exists():
@@ -81,6 +93,7 @@ def browser() -> Iterator[object]:
             executable_path=str(CHROMIUM),
             headless=True,
             args=CHROMIUM_ARGS,
+            env=browser_env(),
         )
         yield browser
         browser.close()

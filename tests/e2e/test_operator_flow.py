@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from crm.db.models import Borrower, BorrowerPhone, User
@@ -21,23 +22,25 @@ def test_operator_finds_a_borrower_by_phone_and_reads_the_debt(app_url, page, se
     full_name = ' '.join(p for p in (borrower.last_name, borrower.first_name, borrower.middle_name) if p)
 
     page.goto(app_url + '/')
-    page.get_by_text('Вход в систему').wait_for()
+    page.get_by_text('Вход в систему', exact=True).wait_for()
     page.screenshot(path=str(output_dir / 'login.png'))
-    page.get_by_label('Логин/Email').fill('operator1')
-    page.get_by_label('Пароль').fill('operator')
-    page.get_by_role('button', name='Войти').click()
-    page.get_by_text('Мои заёмщики').first.wait_for()
-    page.wait_for_selector('tbody tr')
+    page.get_by_label('Логин/Email', exact=True).fill('operator1')
+    page.get_by_label('Пароль', exact=True).fill('operator')
+    page.get_by_role('button', name='Войти', exact=True).click()
+    page.get_by_text('Мои заёмщики', exact=True).wait_for()
+    page.get_by_test_id('borrower-table').locator('tbody tr').first.wait_for()
     page.screenshot(path=str(output_dir / 'borrower-list.png'))
 
-    search = page.get_by_placeholder('ФИО, телефон, паспорт, PIN, ИНН, СНИЛС').first
+    search = page.get_by_placeholder('ФИО, телефон, паспорт, PIN, ИНН, СНИЛС', exact=True)
     search.fill(format_phone(phone))
     search.press('Enter')
-    page.get_by_text(f'PIN: {borrower.pin}').first.wait_for()
+    found = page.get_by_test_id(f'search-result-{borrower.id}')
+    expect(found).to_contain_text(f'PIN: {borrower.pin}')
     page.screenshot(path=str(output_dir / 'search.png'))
-    page.get_by_role('link', name=full_name).click()
+    found.get_by_role('link', name=full_name, exact=True).click()
 
-    page.get_by_text('Просроченная задолженность').wait_for()
-    assert page.get_by_text(fmt.money(borrower.overdue_amount)).first.is_visible()
-    assert page.get_by_text(f'PIN: {borrower.pin}').is_visible()
+    overdue = page.get_by_test_id('overdue-amount')
+    overdue.wait_for()
+    expect(overdue).to_have_text(fmt.money(borrower.overdue_amount))
+    expect(page.get_by_text(f'PIN: {borrower.pin}', exact=True)).to_be_visible()
     page.screenshot(path=str(output_dir / 'borrower-card.png'), full_page=True)

@@ -20,9 +20,12 @@ BOOTSTRAP = 'bootstrap-token-for-tests'
 
 
 @pytest.fixture
-def services(engine, database_url):
+def services(engine, database_url, clock):
     return bootstrap.build(
-        Settings(database_url=database_url, api_token=BOOTSTRAP), engine=engine, bus=InProcessBus()
+        Settings(database_url=database_url, api_token=BOOTSTRAP),
+        engine=engine,
+        bus=InProcessBus(),
+        clock=clock,
     ).services
 
 

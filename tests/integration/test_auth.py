@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -11,12 +11,13 @@ from crm.db.models import AuditEntry, User
 from crm.domain import Role
 from crm.domain.errors import LoginFailed
 from crm.services.auth import WRONG_CREDENTIALS, AuthService
+from tests.conftest import TEST_NOW
 from tests.factories import make_user
 
 
 @pytest.fixture
-def auth(sessions) -> AuthService:
-    return AuthService(sessions, max_attempts=5, lockout_minutes=15)
+def auth(sessions, clock) -> AuthService:
+    return AuthService(sessions, max_attempts=5, lockout_minutes=15, clock=clock)
 
 
 def test_login_by_login_or_email_any_case(auth, sessions) -> None:
@@ -36,7 +37,7 @@ def test_wrong_password_and_unknown_login_say_the_same(auth, sessions) -> None:
 
 def test_five_failures_lock_for_fifteen_minutes_even_the_right_password(auth, sessions) -> None:
     user = make_user(sessions)
-    now = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    now = TEST_NOW
     for _ in range(4):
         with pytest.raises(LoginFailed, match='Неверный логин или пароль'):
             auth.authenticate(user.login, 'wrong', now=now)

@@ -15,7 +15,6 @@ from crm.bootstrap import System
 from crm.config import Settings
 from crm.db.models import Borrower, Call, Communication, InboundEvent
 from crm.domain import Role
-from crm.domain.clock import SettableClock
 from crm.domain.errors import AccessDenied, ServiceError
 from crm.integrations.bus import Delivery, InProcessBus
 from crm.services import call_events
@@ -23,10 +22,11 @@ from crm.services.auth import to_actor
 from crm.services.call_views import CallResult
 from crm.services.calls import CallService
 from crm.services.inbound import InboundRouter
+from tests.conftest import TEST_NOW
 from tests.factories import make_borrower, make_user, unique, unique_phone
 
 # Wednesday 26.11.2026, 12:00 in Moscow: inside the weekday window everywhere west of Yakutsk
-NOON_MSK = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+NOON_MSK = TEST_NOW
 
 
 class RecordingBus(InProcessBus):
@@ -40,11 +40,6 @@ class RecordingBus(InProcessBus):
     def publish_ui(self, body: dict[str, Any]) -> None:
         self.ui.extend(body['items'] if body['kind'] == 'batch' else [body])
         self.messages += 1
-
-
-@pytest.fixture
-def clock() -> SettableClock:
-    return SettableClock(NOON_MSK)
 
 
 @pytest.fixture

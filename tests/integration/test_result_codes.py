@@ -36,9 +36,9 @@ def test_defaults_are_the_issue_list(sessions, admin) -> None:
     ]
 
 
-def test_admin_adds_and_retires_a_result_operators_see_only_active(sessions, admin) -> None:
+def test_admin_adds_and_retires_a_result_operators_see_only_active(sessions, admin, clock) -> None:
     service = ResultCodeService(sessions)
-    calls = CallService(sessions, InProcessBus(), ComplianceService(sessions))
+    calls = CallService(sessions, InProcessBus(), ComplianceService(sessions, clock=clock), clock=clock)
     code = f'court_{unique()}'
     service.save(admin, ResultCodeRow(code, 'Направлено в суд', True, False, False, True))
     assert code in [o.code for o in calls.result_options()]

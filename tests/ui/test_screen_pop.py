@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import timedelta
 
 from nicegui import ui
 from nicegui.testing import User
 
-from tests.conftest import TEST_API_TOKEN
+from tests.conftest import TEST_API_TOKEN, TEST_NOW
 from tests.factories import make_borrower, unique, unique_phone
 from tests.ui.conftest import WAIT, log_in, until
 
@@ -99,7 +99,7 @@ async def test_whole_call_from_answer_to_the_promise_in_history(
     user.find(marker='result-code').click()
     user.find('Обещание оплаты').click()
     user.find('Сумма обещания, ₽').type('7500')
-    user.find('Дата платежа').type((date.today() + timedelta(days=3)).isoformat())
+    user.find('Дата платежа').type((TEST_NOW.date() + timedelta(days=3)).isoformat())
     user.find('Комментарий').type('Оплатит с зарплаты')
     user.find('Сохранить результат').click()
     await until(lambda: sees(user, 'Нет активного звонка'))

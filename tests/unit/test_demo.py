@@ -6,7 +6,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -29,10 +29,13 @@ from crm.db.models import (
     User,
 )
 from crm.domain import LOAN_STATUSES, RESULT_CODES, overdue_bucket
+from crm.domain.clock import SettableClock
 from crm.domain.identifiers import inn_is_valid, name_key, snils_is_valid
 from crm.domain.passwords import verify_password
+from tests.conftest import TEST_NOW
 
-TODAY = date(2026, 11, 26)
+CLOCK = SettableClock(TEST_NOW)
+TODAY = TEST_NOW.date()  # 26.11.2026, in Moscow as in UTC: the day the demo data is counted back from
 SEED = 20261126
 BORROWERS = 300
 
@@ -67,7 +70,7 @@ class Demo:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     engine, sessions = _database(tmp_path_factory.mktemp('demo'), 'demo.sqlite3')
     assert is_empty(sessions)
-    seed_demo(sessions, borrowers=BORROWERS, seed=SEED, today=TODAY)
+    seed_demo(sessions, borrowers=BORROWERS, seed=SEED, clock=CLOCK)
     with sessions() as session:
 
         def rows(model: type) -> list:
@@ -269,7 +272,7 @@ def test_communications_are_plausible(demo: Demo) -> None:
 def test_seeding_is_deterministic(demo: Demo, tmp_path: Path) -> None:
     engine, sessions = _database(tmp_path, 'again.sqlite3')
     try:
-        seed_demo(sessions, borrowers=BORROWERS, seed=SEED, today=TODAY)
+        seed_demo(sessions, borrowers=BORROWERS, seed=SEED, clock=CLOCK)
         with sessions() as session:
             again = session.execute(
                 select(Borrower.search_name, Borrower.pin, Borrower.passport).order_by(Borrower.id)
@@ -290,7 +293,7 @@ def test_seeding_is_deterministic(demo: Demo, tmp_path: Path) -> None:
 def test_another_seed_gives_other_people(tmp_path: Path, demo: Demo) -> None:
     engine, sessions = _database(tmp_path, 'other.sqlite3')
     try:
-        seed_demo(sessions, borrowers=20, seed=SEED + 1, today=TODAY)
+        seed_demo(sessions, borrowers=20, seed=SEED + 1, clock=CLOCK)
         with sessions() as session:
             names = list(session.scalars(select(Borrower.search_name).order_by(Borrower.id)))
     finally:
@@ -301,6 +304,25 @@ def test_another_seed_gives_other_people(tmp_path: Path, demo: Demo) -> None:
 def test_seeding_a_non_empty_database_raises(demo: Demo) -> None:
     assert not is_empty(demo.sessions)
     with pytest.raises(RuntimeError):
-        seed_demo(demo.sessions, borrowers=5, seed=SEED, today=TODAY)
+        seed_demo(demo.sessions, borrowers=5, seed=SEED, clock=CLOCK)
     with demo.sessions() as session:
         assert len(list(session.scalars(select(Borrower.id)))) == BORROWERS
+
+
+def test_prepare_seeds_as_of_the_day_the_settings_clock_starts(tmp_path: Path) -> None:
+    """`crm.manage prepare` with CRM_CLOCK_START: a training database consistent with the app's clock."""
+    from crm.config import Settings
+    from crm.manage import prepare
+
+    url = f'sqlite:///{tmp_path / "training.sqlite3"}'
+    start = '2026-03-02T00:30:00+03:00'  # Monday 02.03 in Moscow, still Sunday 01.03 in UTC
+    prepare(Settings(database_url=url, demo=True, clock_start=start), borrowers=5)
+    engine = make_engine(url)
+    try:
+        with make_sessions(engine)() as session:
+            created = set(session.scalars(select(User.created_at)))
+            issued = list(session.scalars(select(Loan.issued_on)))
+    finally:
+        engine.dispose()
+    assert created == {datetime(2025, 1, 26, 6, 0, tzinfo=UTC)}  # the office day 02.03.2026 less 400 days
+    assert issued and max(issued) < date(2026, 3, 2)

@@ -13,6 +13,7 @@ from crm.domain.identifiers import (
     snils_check_digits,
     snils_is_valid,
 )
+from tests.conftest import TEST_NOW
 
 
 def test_name_key_folds_case_yo_and_spaces() -> None:
@@ -54,6 +55,6 @@ def test_money_and_dates_in_russian_format() -> None:
 
 
 def test_borrower_local_time_with_offset() -> None:
-    now = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+    now = TEST_NOW  # 12:00 in Moscow
     assert fmt.local_time('Asia/Yekaterinburg', now) == '14:00 (UTC+5)'
     assert fmt.local_time('Europe/Kaliningrad', now) == '11:00 (UTC+2)'
