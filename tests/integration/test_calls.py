@@ -16,7 +16,7 @@ from crm.config import Settings
 from crm.db.models import Borrower, Call, Communication, InboundEvent
 from crm.domain import Role
 from crm.domain.errors import AccessDenied, ServiceError
-from crm.integrations.bus import Delivery, InProcessBus
+from crm.integrations.bus import Delivery, RecordingBus
 from crm.services import call_events
 from crm.services.auth import to_actor
 from crm.services.call_views import CallResult
@@ -27,19 +27,6 @@ from tests.factories import make_borrower, make_user, unique, unique_phone
 
 # Wednesday 26.11.2026, 12:00 in Moscow: inside the weekday window everywhere west of Yakutsk
 NOON_MSK = TEST_NOW
-
-
-class RecordingBus(InProcessBus):
-    """The in-process bus, remembering the UI notifications instead of showing them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ui: list[dict[str, Any]] = []
-        self.messages = 0
-
-    def publish_ui(self, body: dict[str, Any]) -> None:
-        self.ui.extend(body['items'] if body['kind'] == 'batch' else [body])
-        self.messages += 1
 
 
 @pytest.fixture
