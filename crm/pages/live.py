@@ -5,10 +5,10 @@
 elements may be changed. Routing is by type: a screen pop and a call's state go to the tabs of the
 operator's extension, a history change to every tab (each knows whether it shows that borrower).
 
-A tab may also give a ``prepare`` function, run in the bus's thread before the notification hops to the
-event loop: a screen pop's card is read there, right after the commit that recorded the call (for the
-process that recorded it) — no trip to a worker thread, and the tab draws the caller's name and the whole
-card in one update, so the browser renders the page once instead of twice.
+A tab may also give a ``prepare`` function, run in the bus's thread: a screen pop's card is read there,
+right after the commit that recorded the call (in the process that recorded it), while the loop already
+draws the caller's name — the tab gets the notification at once with a future of what ``prepare`` makes
+of it, so the name is not held up by the card, and the card needs no trip to a worker thread.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +35,7 @@ from crm.domain.notifications import (
 
 log = logging.getLogger(__name__)
 
-Listener = Callable[[Notification, Any], Awaitable[None]]  # (notification, what prepare made of it)
+Listener = Callable[[Notification, 'Future[Any] | None'], Awaitable[None]]  # (it, what prepare will make)
 Preparer = Callable[[Notification], Any]  # blocking; runs in the bus's thread
 
 
@@ -74,8 +75,12 @@ class LiveHub:
         may_block = threading.get_ident() != self._loop_thread  # never do a tab's reading on the loop
         for notification in notifications:
             for tab in self._targets(notification):
-                prepared = self._prepared(tab, notification) if may_block else None
+                if not may_block or tab.prepare is None or tab.client.is_deleted:
+                    loop.call_soon_threadsafe(self._dispatch, tab, notification, None)
+                    continue
+                prepared: Future[Any] = Future()
                 loop.call_soon_threadsafe(self._dispatch, tab, notification, prepared)
+                prepared.set_result(self._prepared(tab.prepare, notification))
 
     def register(
         self, client: Client, extension: str | None, listener: Listener, prepare: Preparer | None = None
@@ -101,7 +106,7 @@ class LiveHub:
         """Seconds since the last notification reached this process's tabs."""
         return time.monotonic() - self._last_dispatch
 
-    def _dispatch(self, tab: Tab, notification: Notification, prepared: Any) -> None:
+    def _dispatch(self, tab: Tab, notification: Notification, prepared: Future[Any] | None) -> None:
         self._last_dispatch = time.monotonic()
         background_tasks.create(self._deliver(tab, notification, prepared), name=f'live-{notification.kind}')
 
@@ -115,17 +120,15 @@ class LiveHub:
         return []
 
     @staticmethod
-    def _prepared(tab: Tab, notification: Notification) -> Any:
-        if tab.prepare is None or tab.client.is_deleted:
-            return None
+    def _prepared(prepare: Preparer, notification: Notification) -> Any:
         try:
-            return tab.prepare(notification)
-        except Exception as error:  # the tab still gets the notification and does the work itself
+            return prepare(notification)
+        except Exception as error:  # None: the tab does the work itself
             log.warning('preparing %s for a tab failed: %s', notification.kind, error)
             return None
 
     @staticmethod
-    async def _deliver(tab: Tab, notification: Notification, prepared: Any) -> None:
+    async def _deliver(tab: Tab, notification: Notification, prepared: Future[Any] | None) -> None:
         if tab.client.is_deleted:  # closed between dispatch and delivery
             return
         try:

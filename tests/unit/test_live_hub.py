@@ -73,7 +73,7 @@ async def test_a_screen_pop_is_prepared_in_the_bus_thread_and_delivered_with_it(
         return f'card for {notification.call_id}'
 
     async def listener(notification, prepared) -> None:
-        got.append((notification.call_id, prepared))
+        got.append((notification.call_id, await asyncio.wrap_future(prepared) if prepared else None))
         done.set()
 
     hub.register(DeliveringClient('a'), '101', listener, prepare)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future
 
 from nicegui import ui
 
@@ -63,7 +65,9 @@ class Workspace:
             return self._load_pop(notification.call_id)
         return None
 
-    async def on_notification(self, notification: Notification, prepared: PoppedCall | None = None) -> None:
+    async def on_notification(
+        self, notification: Notification, prepared: Future[PoppedCall | None] | None = None
+    ) -> None:
         """On the event loop."""
         match notification:
             case ScreenPop():
@@ -75,20 +79,21 @@ class Workspace:
                 if self.card is not None and borrower_id == self.card.id:
                     await self.refresh_history()
 
-    async def pop(self, pop: ScreenPop, prepared: PoppedCall | None = None) -> None:
-        """A ring: the caller's name and the whole card in one update when the bus thread read the card
-        (``prepare``); otherwise the name at once from the notification alone, and the card after it."""
+    async def pop(self, pop: ScreenPop, prepared: Future[PoppedCall | None] | None = None) -> None:
+        """A ring: at once the panel names the caller from the notification alone; then the whole card,
+        read by the bus thread meanwhile (``prepare``), or else here in a worker thread."""
         self.call = CallView.ringing(pop)
         self._call_updates += 1
         updates = self._call_updates
-        if prepared is None:
-            self.render_call()  # goes out while the card is read
+        self.render_call()  # goes out while the card is read
+        loaded = await asyncio.wrap_future(prepared) if prepared is not None else None
+        if loaded is None:
             try:
-                prepared = await service(self._load_pop, pop.call_id)
+                loaded = await service(self._load_pop, pop.call_id)
             except ServiceError as error:
                 log.warning('screen pop for call %s not shown: %s', pop.call_id, error.message)
                 return
-        call, card, verdict = prepared
+        call, card, verdict = loaded
         if self._call_updates == updates:  # no answered / ended arrived while the card was loading
             self.call = call
         if card is not None and verdict is not None:
