@@ -5,20 +5,20 @@
 elements may be changed. Routing is by type: a screen pop and a call's state go to the tabs of the
 operator's extension, a history change to every tab (each knows whether it shows that borrower).
 
-A tab may also give a ``prepare`` function, run in the bus's thread: a screen pop's card is read there,
-right after the commit that recorded the call (in the process that recorded it), while the loop already
-draws the caller's name — the tab gets the notification at once with a future of what ``prepare`` makes
-of it, so the name is not held up by the card, and the card needs no trip to a worker thread.
+A tab may also give a ``prepare`` function, run on the hub's own reader threads the moment the
+notification arrives — for the process that recorded the call, right after its commit — while the loop
+already draws the caller's name: the tab gets the notification at once with a future of what ``prepare``
+makes of it. The name is not held up by the card, the card does not queue behind other work in NiceGUI's
+thread pool, and the bus thread is never held up by it (nor the other processes that wait for its publish).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,8 @@ from crm.domain.notifications import (
 log = logging.getLogger(__name__)
 
 Listener = Callable[[Notification, 'Future[Any] | None'], Awaitable[None]]  # (it, what prepare will make)
-Preparer = Callable[[Notification], Any]  # blocking; runs in the bus's thread
+Preparer = Callable[[Notification], Any]  # blocking; runs on the hub's reader threads
+READERS = 2  # reader threads: a card read is mostly waiting for the database
 
 
 @dataclass(eq=False)
@@ -55,12 +56,10 @@ class LiveHub:
         self._tabs: dict[str, Tab] = {}  # client id -> tab
         self._by_extension: dict[str, dict[str, Tab]] = {}  # extension -> client id -> tab
         self._last_dispatch = time.monotonic()
-        self._loop_thread: int | None = None
+        self._readers = ThreadPoolExecutor(READERS, thread_name_prefix='crm-live-read')
 
     def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Called on the loop itself, which is how the hub knows the loop's thread."""
         self._loop = loop
-        self._loop_thread = threading.get_ident()
 
     def on_ui(self, body: dict[str, Any]) -> None:
         """Thread-safe entry point for the bus: prepare here, then hand each tab its part on the loop."""
@@ -72,15 +71,12 @@ class LiveHub:
         except BadNotification as error:
             log.warning('UI notification ignored: %s', error)
             return
-        may_block = threading.get_ident() != self._loop_thread  # never do a tab's reading on the loop
         for notification in notifications:
             for tab in self._targets(notification):
-                if not may_block or tab.prepare is None or tab.client.is_deleted:
-                    loop.call_soon_threadsafe(self._dispatch, tab, notification, None)
-                    continue
-                prepared: Future[Any] = Future()
+                prepared = None
+                if tab.prepare is not None and not tab.client.is_deleted:
+                    prepared = self._readers.submit(self._prepared, tab.prepare, notification)
                 loop.call_soon_threadsafe(self._dispatch, tab, notification, prepared)
-                prepared.set_result(self._prepared(tab.prepare, notification))
 
     def register(
         self, client: Client, extension: str | None, listener: Listener, prepare: Preparer | None = None
