@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pika
 from sqlalchemy import text
 
 from crm.db.engine import make_engine
+from crm.integrations.rabbitmq import QueueNames
 
 CHROMIUM = Path('/usr/bin/chromium')
 # Headless, as root, on a machine whose network is closed: without the background-networking flags
@@ -38,3 +40,14 @@ def reset_postgres_schema(url: str) -> None:
             connection.execute(text('CREATE SCHEMA public'))
     finally:
         engine.dispose()
+
+
+def delete_topology(amqp_url: str, names: QueueNames) -> None:
+    """Remove a test's own prefixed queues and exchanges from the broker."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    for queue in (names.events_queue, names.dead_letter_queue):
+        channel.queue_delete(queue)
+    for exchange in (names.events_exchange, names.commands_exchange, names.ui_exchange):
+        channel.exchange_delete(exchange)
+    connection.close()

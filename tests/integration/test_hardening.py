@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import uuid4
 
-import pika
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -27,6 +26,7 @@ from crm.integrations.rabbitmq import QueueNames, RabbitBus
 from crm.services import auth as auth_module
 from crm.services.auth import AuthService
 from tests.factories import make_user, unique, unique_phone
+from tests.harness import delete_topology
 
 TOKEN = 'hardening-token'
 
@@ -207,16 +207,6 @@ def recorded(engine, call_ids: list[str]) -> int:
         return (
             connection.scalar(select(func.count()).select_from(Call).where(Call.call_id.in_(call_ids))) or 0
         )
-
-
-def delete_topology(amqp_url: str, names: QueueNames) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    channel = connection.channel()
-    for queue in (names.events_queue, names.dead_letter_queue):
-        channel.queue_delete(queue)
-    for exchange in (names.events_exchange, names.commands_exchange, names.ui_exchange):
-        channel.exchange_delete(exchange)
-    connection.close()
 
 
 # --- search: bounded in the service and the API alike; every statement has a time limit ---------------

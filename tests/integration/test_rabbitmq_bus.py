@@ -17,6 +17,7 @@ from pika.exceptions import ChannelClosedByBroker
 
 from crm.integrations.bus import Delivery, encode
 from crm.integrations.rabbitmq import BusUnavailable, QueueNames, RabbitBus
+from tests.harness import delete_topology
 from tests.tcp_proxy import TcpProxy
 
 WAIT_S = 10.0
@@ -34,13 +35,7 @@ def broker(amqp_url: str) -> Iterator[pika.adapters.blocking_connection.Blocking
 def names(amqp_url: str) -> Iterator[QueueNames]:
     names = QueueNames.prefixed(f'test.{uuid4().hex[:8]}.')
     yield names
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    channel = connection.channel()
-    for queue in (names.events_queue, names.dead_letter_queue):
-        channel.queue_delete(queue)
-    for exchange in (names.events_exchange, names.commands_exchange, names.ui_exchange):
-        channel.exchange_delete(exchange)
-    connection.close()
+    delete_topology(amqp_url, names)
 
 
 @pytest.fixture
