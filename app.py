@@ -30,6 +30,7 @@ def serve(system: bootstrap.System, hub: LiveHub) -> None:
             )
 
     async def stop() -> None:
+        await asyncio.to_thread(hub.close)  # a card still being read must not outlive the database
         await asyncio.to_thread(system.stop)
 
     app.on_startup(start)

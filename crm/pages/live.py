@@ -61,6 +61,11 @@ class LiveHub:
     def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 
+    def close(self) -> None:
+        """At shutdown, before the database goes: no more notifications, and no read left running."""
+        self._loop = None
+        self._readers.shutdown(wait=True, cancel_futures=True)
+
     def on_ui(self, body: dict[str, Any]) -> None:
         """Thread-safe entry point for the bus: prepare here, then hand each tab its part on the loop."""
         loop = self._loop

@@ -90,3 +90,22 @@ async def test_a_screen_pop_is_prepared_off_the_bus_and_the_loop_and_delivered_a
     await asyncio.wait_for(done.wait(), 5)
     assert got == [('c1', None), ('c1', 'card for c1')]
     assert prepared_in and prepared_in[0].startswith('crm-live-read')
+
+
+def test_closing_the_hub_waits_for_reads_in_flight_and_takes_no_more() -> None:
+    import threading
+    import time
+
+    hub = LiveHub()
+    started, finished = threading.Event(), threading.Event()
+
+    def slow_read() -> None:
+        started.set()
+        time.sleep(0.2)
+        finished.set()
+
+    hub._readers.submit(slow_read)
+    started.wait(5)
+    hub.close()
+    assert finished.is_set()
+    hub.on_ui({'kind': 'history', 'borrower_id': 1})  # after close: ignored, nothing scheduled

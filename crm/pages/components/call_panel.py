@@ -43,11 +43,14 @@ STATE_STYLES: dict[str, tuple[str, str]] = {
     'transferred': ('phone_forwarded', 'bg-slate-100 border-slate-500 text-slate-800'),
     'ended': ('call_end', 'bg-slate-100 border-slate-500 text-slate-800'),
 }
+# The server says how long the call has lasted; the browser counts on from when it heard it, by its own
+# clock (which may differ from the server's, e.g. under CRM_CLOCK_START).
 CALL_TIMER_JS = """
 <script>
 setInterval(() => {
-  for (const el of document.querySelectorAll('[data-call-since]')) {
-    const s = Math.max(0, Math.floor((Date.now() - Number(el.dataset.callSince)) / 1000));
+  for (const el of document.querySelectorAll('[data-call-elapsed]')) {
+    if (!el.dataset.callBase) el.dataset.callBase = Date.now() - 1000 * Number(el.dataset.callElapsed);
+    const s = Math.max(0, Math.floor((Date.now() - Number(el.dataset.callBase)) / 1000));
     el.textContent = Math.floor(s / 60) + ':' + String(s % 60).padStart(2, '0');
   }
 }, 1000);
@@ -205,9 +208,8 @@ def _status(call: CallView | None, now: datetime) -> str:
         # the browser counts the seconds (CALL_TIMER_JS): a server push per second per tab would not scale
         start = call.answered_at or call.started_at
         seconds = max(0, int((now - start).total_seconds()))
-        since = int(start.timestamp() * 1000)
         shown = fmt.duration(seconds) or '0:00'
-        lines.append(f'<div class="text-sm tabular-nums" data-call-since="{since}">{shown}</div>')
+        lines.append(f'<div class="text-sm tabular-nums" data-call-elapsed="{seconds}">{shown}</div>')
     elif call.duration_s is not None:
         lines.append(
             f'<div class="text-sm">Длительность {escape(fmt.duration(call.duration_s) or "0:00")}</div>'
