@@ -147,7 +147,7 @@ def build(
             max_age=timedelta(days=settings.session_max_days),
             clock=clock,
         ),
-        borrowers=BorrowerService(sessions),
+        borrowers=BorrowerService(sessions, compliance=compliance),
         audit=AuditService(sessions),
         compliance=compliance,
         calls=calls,

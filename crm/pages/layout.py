@@ -13,7 +13,7 @@ from crm.domain import Role
 from crm.domain.actor import Actor
 from crm.domain.search_query import MAX_LENGTH, MIN_LENGTH, TOO_SHORT
 from crm.pages.components.call_panel import CALL_TIMER_JS
-from crm.pages.components.card_view import TIMELINE_CSS
+from crm.pages.components.card_markup import CARD_CSS
 from crm.pages.components.workspace import Workspace
 from crm.pages.live import LiveHub
 
@@ -56,7 +56,7 @@ def frame(
     ui.page_title(f'{title} — Lender CRM')
     ui.colors(primary=BRAND_COLOR)
     ui.query('body').classes('bg-slate-50')
-    ui.add_css(TIMELINE_CSS)  # once per page, not per card drawn into it
+    ui.add_css(CARD_CSS)  # once per page, not per card drawn into it
     ui.add_body_html(CALL_TIMER_JS)
     with ui.header(elevated=True).classes('items-center gap-4 px-4 py-2').style(f'background:{BRAND_COLOR}'):
         ui.link('Lender CRM', '/').classes('text-lg font-bold text-white no-underline')

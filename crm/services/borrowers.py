@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, union
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload, sessionmaker
@@ -14,16 +15,17 @@ from crm.db.models import (
     Communication,
     CreditApplication,
     Loan,
+    Product,
     ProductSale,
     User,
 )
 from crm.domain import Role, search_query
 from crm.domain.actor import Actor
-from crm.domain.contact_rules import LegalFlag
+from crm.domain.contact_rules import LegalFlag, Verdict
 from crm.domain.errors import AccessDenied, NotFound
 from crm.services import audit
 from crm.services import views as v
-from crm.services.compliance import legal_flags
+from crm.services.compliance import ComplianceService, legal_flags
 from crm.services.views import SORTS, ListQuery
 
 SORT_COLUMNS: dict[str, InstrumentedAttribute] = {  # ListQuery.sort → the column (views.SORTS)
@@ -46,8 +48,11 @@ class OperatorOption:
 
 
 class BorrowerService:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], *, compliance: ComplianceService | None = None
+    ) -> None:
         self._sessions = sessions
+        self._compliance = compliance or ComplianceService(sessions)  # the card's verdict on a call now
 
     # --- the list -------------------------------------------------------------------------------
     def list_borrowers(self, actor: Actor, query: ListQuery | None = None) -> v.Page:
@@ -142,11 +147,22 @@ class BorrowerService:
     def card(self, actor: Actor, borrower_id: int) -> v.BorrowerCard:
         """Everything about one borrower; the view is written to the audit log in the same transaction."""
         with self._sessions.begin() as session:
-            borrower = session.get(Borrower, borrower_id, options=[selectinload(Borrower.phones)])
-            if borrower is None:
-                raise NotFound('Заёмщик не найден')
-            audit.record(session, 'card.view', user_id=actor.id, borrower_id=borrower.id)
-            return _card(session, borrower)
+            return _card(session, self._viewed(session, actor, borrower_id))
+
+    def card_with_verdict(self, actor: Actor, borrower_id: int) -> tuple[v.BorrowerCard, Verdict]:
+        """The card and whether the borrower may be called now, in one transaction: what a tab shows."""
+        with self._sessions.begin() as session:
+            borrower = self._viewed(session, actor, borrower_id)
+            return _card(session, borrower), self._compliance.verdict_on(session, borrower)
+
+    @staticmethod
+    def _viewed(session: Session, actor: Actor, borrower_id: int) -> Borrower:
+        """The borrower, with the view written to the audit log in the caller's transaction."""
+        borrower = session.get(Borrower, borrower_id)
+        if borrower is None:
+            raise NotFound('Заёмщик не найден')
+        audit.record(session, 'card.view', user_id=actor.id, borrower_id=borrower.id)
+        return borrower
 
     def set_legal_flags(
         self, actor: Actor, borrower_id: int, flags: Iterable[LegalFlag]
@@ -278,27 +294,19 @@ def _operator_logins(session: Session, ids: set[int | None]) -> dict[int | None,
     return dict(session.execute(select(User.id, User.login).where(User.id.in_(wanted))).all())
 
 
+def _columns(view: type, model: type, **others: Any) -> list[Any]:
+    """The columns of ``model`` named as the fields of ``view`` (``others`` for the rest), in field order:
+    the card is read as plain rows made straight into its views, no ORM objects on the way (a screen
+    pop reads a card while the phone rings)."""
+    return [others[f.name] if f.name in others else getattr(model, f.name) for f in fields(view)]
+
+
 def _card(session: Session, b: Borrower) -> v.BorrowerCard:
-    loans = session.scalars(
-        select(Loan).where(Loan.borrower_id == b.id).order_by(Loan.issued_on.desc(), Loan.id.desc())
-    ).all()
-    applications = session.scalars(
-        select(CreditApplication)
-        .where(CreditApplication.borrower_id == b.id)
-        .order_by(CreditApplication.applied_at.desc())
-    ).all()
-    sales = session.scalars(
-        select(ProductSale)
-        .where(ProductSale.borrower_id == b.id)
-        .options(selectinload(ProductSale.product))
-        .order_by(ProductSale.sold_at.desc())
-    ).all()
+    def rows(view: type, model: type, *criteria: Any, order: Sequence[Any], **others: Any) -> tuple[Any, ...]:
+        query = select(*_columns(view, model, **others)).where(*criteria).order_by(*order)
+        return tuple(view(*row) for row in session.execute(query))
+
     history, history_total = _history(session, b.id)
-    operator_name = (
-        session.scalar(select(User.full_name).where(User.id == b.assigned_operator_id))
-        if b.assigned_operator_id
-        else None
-    )
     return v.BorrowerCard(
         id=b.id,
         pin=b.pin,
@@ -321,22 +329,33 @@ def _card(session: Session, b: Borrower) -> v.BorrowerCard:
         days_past_due=b.days_past_due,
         last_contact_at=b.last_contact_at,
         archived=b.archived,
-        operator_name=operator_name,
-        phones=tuple(v.Phone(number=p.phone, kind=p.kind, is_primary=p.is_primary) for p in b.phones),
-        loans=tuple(_loan(loan) for loan in loans),
-        applications=tuple(
-            v.Application(
-                number=a.number,
-                product=a.product,
-                amount=a.amount,
-                term_days=a.term_days,
-                applied_at=a.applied_at,
-                status_code=a.status_code,
-                status_name=a.status_name,
-            )
-            for a in applications
+        operator_name=(
+            session.scalar(select(User.full_name).where(User.id == b.assigned_operator_id))
+            if b.assigned_operator_id
+            else None
         ),
-        products=tuple(v.ProductBought(name=s.product.name, price=s.price, sold_at=s.sold_at) for s in sales),
+        phones=rows(
+            v.Phone,
+            BorrowerPhone,
+            BorrowerPhone.borrower_id == b.id,
+            order=[BorrowerPhone.id],
+            number=BorrowerPhone.phone,
+        ),
+        loans=rows(v.Loan, Loan, Loan.borrower_id == b.id, order=[Loan.issued_on.desc(), Loan.id.desc()]),
+        applications=rows(
+            v.Application,
+            CreditApplication,
+            CreditApplication.borrower_id == b.id,
+            order=[CreditApplication.applied_at.desc()],
+        ),
+        products=rows(
+            v.ProductBought,
+            ProductSale,
+            ProductSale.borrower_id == b.id,
+            ProductSale.product_id == Product.id,
+            order=[ProductSale.sold_at.desc()],
+            name=Product.name,
+        ),
         communications=history,
         communications_total=history_total,
         legal_flags=tuple(legal_flags(b)),
@@ -344,55 +363,13 @@ def _card(session: Session, b: Borrower) -> v.BorrowerCard:
 
 
 def _history(session: Session, borrower_id: int) -> tuple[tuple[v.CommunicationItem, ...], int]:
+    columns = _columns(v.CommunicationItem, Communication, operator_name=User.full_name)
     rows = session.execute(
-        select(Communication, User.full_name, func.count().over())  # the total rides along on each row
+        select(*columns, func.count().over())  # the total rides along on each row
         .outerjoin(User, User.id == Communication.operator_id)
         .where(Communication.borrower_id == borrower_id)
         .order_by(Communication.started_at.desc(), Communication.id.desc())
         .limit(HISTORY_LIMIT)
     ).all()
-    total = rows[0][2] if rows else 0
-    return tuple(_communication(c, name) for c, name, _ in rows), total
-
-
-def _loan(loan: Loan) -> v.Loan:
-    return v.Loan(
-        id=loan.id,
-        number=loan.number,
-        product=loan.product,
-        amount=loan.amount,
-        term_days=loan.term_days,
-        rate=loan.rate,
-        issued_on=loan.issued_on,
-        due_on=loan.due_on,
-        state=loan.state,
-        status_code=loan.status_code,
-        status_name=loan.status_name,
-        principal_outstanding=loan.principal_outstanding,
-        total_debt=loan.total_debt,
-        overdue_amount=loan.overdue_amount,
-        days_past_due=loan.days_past_due,
-        closed_on=loan.closed_on,
-    )
-
-
-def _communication(c: Communication, operator_name: str | None) -> v.CommunicationItem:
-    return v.CommunicationItem(
-        id=c.id,
-        channel=c.channel,
-        direction=c.direction,
-        started_at=c.started_at,
-        ended_at=c.ended_at,
-        operator_name=operator_name,
-        phone=c.phone,
-        result_code=c.result_code,
-        result_name=c.result_name,
-        promise_amount=c.promise_amount,
-        promise_date=c.promise_date,
-        comment=c.comment,
-        body=c.body,
-        delivery_status=c.delivery_status,
-        duration_s=c.duration_s,
-        recording_url=c.recording_url,
-        callback_at=c.callback_at,
-    )
+    total = rows[0][-1] if rows else 0
+    return tuple(v.CommunicationItem(*row[:-1]) for row in rows), total

@@ -51,15 +51,19 @@ class ComplianceService:
 
     def outgoing_call_in(self, session: Session, borrower_id: int, *, now: datetime | None = None) -> Verdict:
         """The verdict inside the caller's transaction (the dialler checks and records in one go)."""
-        now = now or self._clock()
         borrower = session.get(Borrower, borrower_id)
         if borrower is None:
             raise NotFound('Заёмщик не найден')
+        return self.verdict_on(session, borrower, now=now)
+
+    def verdict_on(self, session: Session, borrower: Borrower, *, now: datetime | None = None) -> Verdict:
+        """The verdict for a borrower the caller's transaction has already loaded."""
+        now = now or self._clock()
         return check_outgoing_call(
             now=now,
             timezone=borrower.timezone,
             overdue=borrower.days_past_due > 0,
             flags=legal_flags(borrower),
-            reached_calls=reached_calls(session, borrower_id, now - timedelta(days=LEDGER_DAYS)),
+            reached_calls=reached_calls(session, borrower.id, now - timedelta(days=LEDGER_DAYS)),
             limits=self.limits,
         )

@@ -4,7 +4,7 @@ from nicegui import ui
 from nicegui.testing import User
 from sqlalchemy import func, select
 
-from crm.db.models import AuditEntry, Borrower, BorrowerPhone, Product, ProductSale
+from crm.db.models import AuditEntry, Borrower, BorrowerPhone, Loan, Product, ProductSale
 from crm.db.models import User as UserRow
 from crm.domain import formatting as fmt
 from crm.domain.identifiers import format_phone
@@ -123,19 +123,23 @@ async def test_unknown_card_says_not_found(user: User) -> None:
     await user.should_see('Заёмщик не найден', retries=WAIT)
 
 
-async def test_card_tabs_show_credit_history_and_products_when_opened(user: User, sessions) -> None:
+async def test_card_tabs_hold_loans_credit_history_and_products(user: User, sessions) -> None:
+    """The tabs are markup switched by the browser alone (tests/e2e: clicking them); all three are drawn."""
     borrower, _ = own_overdue_borrower(sessions, 'operator2')
     await log_in(user, 'operator2', 'operator', path=f'/borrower/{borrower.id}')
     await user.should_see('Займ №', retries=WAIT)
-    await user.should_not_see('Заявки в компании')  # drawn only when the tab is opened
-    user.find('Кредитная история').click()
-    await user.should_see('Заявки в компании', retries=WAIT)
+    (tabs,) = [h for h in user.find(kind=ui.html).elements if 'crm-tabs' in h.content]
     with sessions() as session:
         bought = session.scalars(
             select(Product.name)
             .join(ProductSale, ProductSale.product_id == Product.id)
             .where(ProductSale.borrower_id == borrower.id)
         ).all()
-    (products_tab,) = [t for t in user.find(kind=ui.tab).elements if t.props['name'].startswith('Продукты')]
-    user.find(products_tab.props['name']).click()
-    await user.should_see(bought[0] if bought else 'Дополнительные продукты не приобретались', retries=WAIT)
+        loans = session.scalars(select(Loan.number).where(Loan.borrower_id == borrower.id)).all()
+    assert f'Займы ({len(loans)})' in tabs.content and all(number in tabs.content for number in loans)
+    assert 'Кредитная история' in tabs.content and 'Заявки в компании' in tabs.content
+    assert f'Продукты ({len(bought)})' in tabs.content
+    assert (
+        all(name in tabs.content for name in bought)
+        or 'Дополнительные продукты не приобретались' in tabs.content
+    )

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 
 from nicegui import ui
 
@@ -14,7 +15,8 @@ from crm.domain.actor import Actor
 from crm.domain.contact_rules import LegalFlag, Verdict
 from crm.domain.errors import BadQuery, NotFound, ServiceError
 from crm.domain.notifications import CallStateChanged, HistoryChanged, Notification, ScreenPop
-from crm.pages.components import call_panel, card_view
+from crm.pages.components import call_panel, card_markup, card_view
+from crm.pages.components.card_markup import CardMarkup
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import attempt, service
 from crm.pages.session import session_token
@@ -24,7 +26,17 @@ from crm.services.views import BorrowerCard, SearchResult
 
 log = logging.getLogger(__name__)
 
-PoppedCall = tuple[CallView, BorrowerCard | None, Verdict | None]
+
+@dataclass(frozen=True)
+class DrawnCard:
+    """A card read for this tab and drawn as markup, both off the event loop."""
+
+    card: BorrowerCard
+    verdict: Verdict
+    markup: CardMarkup
+
+
+PoppedCall = tuple[CallView, DrawnCard | None]
 
 
 class Workspace:
@@ -60,7 +72,8 @@ class Workspace:
 
     # --- notifications from the bus -------------------------------------------------------------
     def prepare(self, notification: Notification) -> PoppedCall | None:
-        """In the bus's thread, before the notification reaches the loop: a screen pop's call and card."""
+        """On the live hub's reader threads, while the loop sends the caller's name: a screen pop's call,
+        and its card read and drawn as markup."""
         if isinstance(notification, ScreenPop):
             return self._load_pop(notification.call_id)
         return None
@@ -81,7 +94,7 @@ class Workspace:
 
     async def pop(self, pop: ScreenPop, prepared: Future[PoppedCall | None] | None = None) -> None:
         """A ring: at once the panel names the caller from the notification alone; then the whole card,
-        read by the bus thread meanwhile (``prepare``), or else here in a worker thread."""
+        read and drawn by a reader thread meanwhile (``prepare``), or else here in a worker thread."""
         self.call = CallView.ringing(pop)
         self._call_updates += 1
         updates = self._call_updates
@@ -93,11 +106,11 @@ class Workspace:
             except ServiceError as error:
                 log.warning('screen pop for call %s not shown: %s', pop.call_id, error.message)
                 return
-        call, card, verdict = loaded
+        call, drawn = loaded
         if self._call_updates == updates:  # no answered / ended arrived while the card was loading
             self.call = call
-        if card is not None and verdict is not None:
-            self._render_card(card, verdict)
+        if drawn is not None:
+            self._render_card(drawn)
             self.render_call()
         else:
             self.show_unknown(call.number)
@@ -106,8 +119,8 @@ class Workspace:
         """Off the loop: the call (with other holders of the number) and, if the caller is known, the card."""
         call = self.services.calls.view(self.actor, call_id)
         if call.borrower_id is None:
-            return call, None, None
-        return call, *self._load_card(call.borrower_id)
+            return call, None
+        return call, self._load_card(call.borrower_id)
 
     async def refresh_call(self, call_id: str) -> None:
         try:
@@ -129,32 +142,29 @@ class Workspace:
     async def show_card(self, borrower_id: int) -> None:
         """Render the borrower's card into this tab; the address follows so a reload keeps it."""
         try:
-            card, verdict = await service(self._load_card, borrower_id)
+            drawn = await service(self._load_card, borrower_id)
         except NotFound as error:
             self.content.clear()
             with self.content:
                 ui.label(error.message).classes('text-lg')
                 ui.link('К списку заёмщиков', '/')
             return
-        self._render_card(card, verdict)
+        self._render_card(drawn)
         self.render_call()
 
-    def _load_card(self, borrower_id: int) -> tuple[BorrowerCard, Verdict]:
-        """In a worker thread: the card (an audited view) and whether it may be called now."""
-        card = self.services.borrowers.card(self.actor, borrower_id)
-        return card, self.services.compliance.outgoing_call(borrower_id)
+    def _load_card(self, borrower_id: int) -> DrawnCard:
+        """Off the loop: the card (an audited view), whether it may be called now, and its markup."""
+        card, verdict = self.services.borrowers.card_with_verdict(self.actor, borrower_id)
+        return DrawnCard(card, verdict, card_markup.render(card, self.services.clock()))
 
-    def _render_card(self, card: BorrowerCard, verdict: Verdict) -> None:
-        self.card, self.verdict = card, verdict
+    def _render_card(self, drawn: DrawnCard) -> None:
+        card = drawn.card
+        self.card, self.verdict = card, drawn.verdict
         ui.page_title(f'{card.full_name} — Lender CRM')
         self.content.clear()
         with self.content:
-            self._history = card_view.render(
-                card,
-                verdict,
-                self.services.clock(),
-                self.save_flags if self.actor.sees_everyone else None,
-            )
+            save_flags = self.save_flags if self.actor.sees_everyone else None
+            self._history = card_view.show(card, drawn.markup, save_flags)
         ui.navigate.history.replace(f'/borrower/{card.id}')
 
     async def save_flags(self, flags: list[LegalFlag]) -> None:
@@ -184,11 +194,15 @@ class Workspace:
         if self.card is None or self._history is None:
             return
         card_id = self.card.id
-        items, total = await service(self.services.borrowers.history, self.actor, card_id)
-        verdict = await service(self.services.compliance.outgoing_call, card_id)
-        self._history.update(items, total)
+        markup, verdict = await service(self._load_history, card_id)
+        self._history.update(markup)
         self.verdict = verdict
         self.render_call()
+
+    def _load_history(self, borrower_id: int) -> tuple[str, Verdict]:
+        """Off the loop: the history drawn anew, and the verdict it may have changed."""
+        items, total = self.services.borrowers.history(self.actor, borrower_id)
+        return card_markup.history(items, total), self.services.compliance.outgoing_call(borrower_id)
 
     # --- call controls ---------------------------------------------------------------------------
     def render_call(self) -> None:
