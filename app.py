@@ -23,7 +23,7 @@ def serve(system: bootstrap.System, hub: LiveHub) -> None:
 
     async def start() -> None:
         hub.attach_loop(asyncio.get_running_loop())
-        await asyncio.to_thread(system.start, hub.on_ui)
+        await asyncio.to_thread(system.start, hub.on_ui, hub.watches)
         if gc_pacing.take_over_full_collections():
             background_tasks.create(
                 gc_pacing.collect_when_quiet(hub.quiet_for), name='full garbage collections'

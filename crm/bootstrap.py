@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy import Engine
 
@@ -34,6 +36,7 @@ from crm.services.compliance import ComplianceService
 from crm.services.inbound import InboundRouter, Route
 from crm.services.notifier import Notifier
 from crm.services.result_codes import ResultCodeService
+from crm.services.screen_pops import ScreenPopReads
 from crm.services.sessions import SessionService
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,7 @@ class Services:
     borrowers: BorrowerService
     audit: AuditService
     compliance: ComplianceService
+    screen_pops: ScreenPopReads
     calls: CallService
     inbound: InboundRouter
     api_tokens: ApiTokenService
@@ -76,12 +80,15 @@ class System:
 
             check_reachable(self.settings.amqp_url)
 
-    def start(self, on_ui: UiHandler) -> None:
-        """Consume events (they go to the inbound router) and hand UI notifications to ``on_ui``."""
+    def start(self, on_ui: UiHandler, watched: Callable[[str], bool] | None = None) -> None:
+        """Consume events (they go to the inbound router) and hand UI notifications to ``on_ui``;
+        ``watched`` tells for which extensions this process has tabs (their pops are read with the call)."""
         with self._lock:
             if self._started:
                 return
             self._started = True
+            if watched is not None:
+                self.services.screen_pops.watch(watched)
             self.bus.start(self.services.inbound.handle_deliveries, on_ui)
             if self.services.pbx is not None:
                 self.services.pbx.attach()
@@ -118,11 +125,13 @@ def build(
     sessions = make_sessions(engine, clock)
     compliance = ComplianceService(sessions, settings.call_limits(), clock=clock)
     calls = CallService(sessions, bus, compliance, clock=clock)
+    borrowers = BorrowerService(sessions, compliance=compliance)
+    screen_pops = ScreenPopReads(borrowers)
     inbound = InboundRouter(
         sessions,
         Notifier(bus),
         {
-            'telephony.call.incoming': Route(call_events.incoming, batch=True),
+            'telephony.call.incoming': Route(partial(call_events.incoming, pops=screen_pops), batch=True),
             'telephony.call.answered': Route(call_events.answered_or_ended),
             'telephony.call.ended': Route(call_events.answered_or_ended),
             'chat.message.received': Route(messaging.chat_received),
@@ -147,7 +156,8 @@ def build(
             max_age=timedelta(days=settings.session_max_days),
             clock=clock,
         ),
-        borrowers=BorrowerService(sessions, compliance=compliance),
+        borrowers=borrowers,
+        screen_pops=screen_pops,
         audit=AuditService(sessions),
         compliance=compliance,
         calls=calls,

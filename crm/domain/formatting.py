@@ -20,7 +20,7 @@ def money(value: Decimal | int | None) -> str:
 
 
 def day(value: date | None) -> str:
-    return value.strftime('%d.%m.%Y') if value else '—'
+    return f'{value:%d.%m}.{value.year:04d}' if value else '—'  # %Y drops the zeros of year 1 on Linux
 
 
 def moment(value: datetime | None) -> str:
@@ -32,9 +32,10 @@ def moment(value: datetime | None) -> str:
     if value is None:
         return '—'
     try:
-        return value.astimezone(OFFICE_TZ).strftime('%d.%m.%Y %H:%M')
+        local = value.astimezone(OFFICE_TZ)
     except OverflowError:
-        return value.strftime('%d.%m.%Y %H:%M UTC')
+        return f'{day(value)} {value:%H:%M} UTC'
+    return f'{day(local)} {local:%H:%M}'
 
 
 def days(n: int) -> str:

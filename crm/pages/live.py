@@ -100,6 +100,10 @@ class LiveHub:
             if not tabs:
                 self._by_extension.pop(extension, None)
 
+    def watches(self, extension: str) -> bool:
+        """Whether this process has a tab of ``extension`` open (asked from the bus thread)."""
+        return extension in self._by_extension
+
     def tabs_of(self, extension: str) -> list[Tab]:
         return list(self._by_extension.get(extension, {}).copy().values())
 

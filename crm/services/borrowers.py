@@ -147,22 +147,19 @@ class BorrowerService:
     def card(self, actor: Actor, borrower_id: int) -> v.BorrowerCard:
         """Everything about one borrower; the view is written to the audit log in the same transaction."""
         with self._sessions.begin() as session:
-            return _card(session, self._viewed(session, actor, borrower_id))
+            return _card(session, _viewed(session, actor.id, borrower_id))
 
     def card_with_verdict(self, actor: Actor, borrower_id: int) -> tuple[v.BorrowerCard, Verdict]:
         """The card and whether the borrower may be called now, in one transaction: what a tab shows."""
         with self._sessions.begin() as session:
-            borrower = self._viewed(session, actor, borrower_id)
-            return _card(session, borrower), self._compliance.verdict_on(session, borrower)
+            return self.card_with_verdict_in(session, actor.id, borrower_id)
 
-    @staticmethod
-    def _viewed(session: Session, actor: Actor, borrower_id: int) -> Borrower:
-        """The borrower, with the view written to the audit log in the caller's transaction."""
-        borrower = session.get(Borrower, borrower_id)
-        if borrower is None:
-            raise NotFound('Заёмщик не найден')
-        audit.record(session, 'card.view', user_id=actor.id, borrower_id=borrower.id)
-        return borrower
+    def card_with_verdict_in(
+        self, session: Session, user_id: int, borrower_id: int
+    ) -> tuple[v.BorrowerCard, Verdict]:
+        """The same in the caller's transaction (a screen pop read with the commit of its call)."""
+        borrower = _viewed(session, user_id, borrower_id)
+        return _card(session, borrower), self._compliance.verdict_on(session, borrower)
 
     def set_legal_flags(
         self, actor: Actor, borrower_id: int, flags: Iterable[LegalFlag]
@@ -292,6 +289,15 @@ def _operator_logins(session: Session, ids: set[int | None]) -> dict[int | None,
     if not wanted:
         return {}
     return dict(session.execute(select(User.id, User.login).where(User.id.in_(wanted))).all())
+
+
+def _viewed(session: Session, user_id: int, borrower_id: int) -> Borrower:
+    """The borrower, with the view written to the audit log in the caller's transaction."""
+    borrower = session.get(Borrower, borrower_id)
+    if borrower is None:
+        raise NotFound('Заёмщик не найден')
+    audit.record(session, 'card.view', user_id=user_id, borrower_id=borrower.id)
+    return borrower
 
 
 def _columns(view: type, model: type, **others: Any) -> list[Any]:

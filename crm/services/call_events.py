@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import insert, select, update
@@ -23,17 +24,20 @@ from crm.db.models import Borrower, Call, Communication, User
 from crm.domain.identifiers import phone_key
 from crm.domain.notifications import CallStateChanged, Notification, ScreenPop
 from crm.domain.telephony import CallState
+from crm.services.call_views import CallView, OtherBorrower
 from crm.services.event_schemas import CallAnswered, CallEnded, CallIncoming, Event
 from crm.services.inbound import Outcome
 from crm.services.phone_holders import Holder, holders_of
+from crm.services.screen_pops import Ring, ScreenPopReads
 
 log = logging.getLogger(__name__)
 
 OTHER_HOLDERS_KEPT = 10  # other borrowers with the caller's number offered on the call panel
 
 
-def incoming(session: Session, events: Sequence[Event]) -> Outcome:
-    """Record each incoming call with its inbound communication (a run of them at once)."""
+def incoming(session: Session, events: Sequence[Event], pops: ScreenPopReads | None = None) -> Outcome:
+    """Record each incoming call with its inbound communication (a run of them at once); with ``pops``,
+    the cards of the rings this process's tabs wait for are read in the same transaction."""
     fresh = [event for event in events if isinstance(event, CallIncoming)]
     known = set(session.scalars(select(Call.call_id).where(Call.call_id.in_([e.call_id for e in fresh]))))
     for call_id in known:
@@ -61,6 +65,7 @@ def incoming(session: Session, events: Sequence[Event]) -> Outcome:
         ],
     ).all()
     calls = []
+    rings: list[Ring] = []
     last_contact: dict[int, datetime] = {}
     for event, number, communication_id in zip(fresh, numbers, communication_ids, strict=True):
         matches = holders.get(number, [])
@@ -89,22 +94,26 @@ def incoming(session: Session, events: Sequence[Event]) -> Outcome:
         if borrower is not None:
             latest = max(filter(None, (last_contact.get(borrower.id), borrower.last_contact_at, event.at)))
             last_contact[borrower.id] = latest
-        outcome.notifications.append(
-            ScreenPop(
-                extension=event.to_extension,
-                call_id=event.call_id,
-                borrower_id=borrower.id if borrower else None,
-                borrower_name=borrower.full_name if borrower else None,
-                number=number,
-                at=event.at,
-            )
+        pop = ScreenPop(
+            extension=event.to_extension,
+            call_id=event.call_id,
+            borrower_id=borrower.id if borrower else None,
+            borrower_name=borrower.full_name if borrower else None,
+            number=number,
+            at=event.at,
         )
+        outcome.notifications.append(pop)
         outcome.appeared.append(event.call_id)
+        if operator_id is not None:
+            others = tuple(OtherBorrower(h.id, h.full_name) for h in matches[1 : OTHER_HOLDERS_KEPT + 1])
+            rings.append(Ring(replace(CallView.ringing(pop), others=others), operator_id))
     session.execute(insert(Call), calls)
     before = {h.id: h.last_contact_at for found in holders.values() for h in found}
     changed = [{'id': i, 'last_contact_at': at} for i, at in last_contact.items() if at != before[i]]
     if changed:
         session.execute(update(Borrower), changed)
+    if pops is not None:
+        pops.read(session, rings)
     return outcome
 
 

@@ -44,3 +44,14 @@ def test_operator_finds_a_borrower_by_phone_and_reads_the_debt(app_url, page, se
     expect(overdue).to_have_text(fmt.money(borrower.overdue_amount))
     expect(page.get_by_text(f'PIN: {borrower.pin}', exact=True)).to_be_visible()
     page.screenshot(path=str(output_dir / 'borrower-card.png'), full_page=True)
+
+    # the tabs are switched by the browser alone: one panel shown at a time
+    loans, credit = page.get_by_test_id('card-tab-loans'), page.get_by_test_id('card-tab-credit')
+    expect(loans).to_be_visible()
+    expect(credit).to_be_hidden()
+    page.get_by_text('Кредитная история', exact=True).click()
+    expect(credit).to_be_visible()
+    expect(credit).to_contain_text('Заявки в компании')
+    expect(loans).to_be_hidden()
+    page.get_by_text('Займы (', exact=False).click()
+    expect(loans).to_be_visible()
