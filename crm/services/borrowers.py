@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, union
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload, sessionmaker
@@ -12,18 +11,14 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload, session
 from crm.db.models import (
     Borrower,
     BorrowerPhone,
-    Communication,
-    CreditApplication,
     Loan,
-    Product,
-    ProductSale,
     User,
 )
 from crm.domain import Role, search_query
 from crm.domain.actor import Actor
 from crm.domain.contact_rules import LegalFlag, Verdict
 from crm.domain.errors import AccessDenied, NotFound
-from crm.services import audit
+from crm.services import audit, cards
 from crm.services import views as v
 from crm.services.compliance import ComplianceService, legal_flags
 from crm.services.views import SORTS, ListQuery
@@ -37,7 +32,6 @@ SORT_COLUMNS: dict[str, InstrumentedAttribute] = {  # ListQuery.sort → the col
 }
 SEARCH_LIMIT = 50
 assert set(SORT_COLUMNS) == set(SORTS)
-HISTORY_LIMIT = 50  # newest contacts on the card; the total is shown beside them
 
 
 @dataclass(frozen=True)
@@ -147,7 +141,7 @@ class BorrowerService:
     def card(self, actor: Actor, borrower_id: int) -> v.BorrowerCard:
         """Everything about one borrower; the view is written to the audit log in the same transaction."""
         with self._sessions.begin() as session:
-            return _card(session, _viewed(session, actor.id, borrower_id))
+            return cards.card(session, cards.viewed(session, actor.id, borrower_id))
 
     def card_with_verdict(self, actor: Actor, borrower_id: int) -> tuple[v.BorrowerCard, Verdict]:
         """The card and whether the borrower may be called now, in one transaction: what a tab shows."""
@@ -158,8 +152,8 @@ class BorrowerService:
         self, session: Session, user_id: int, borrower_id: int
     ) -> tuple[v.BorrowerCard, Verdict]:
         """The same in the caller's transaction (a screen pop read with the commit of its call)."""
-        borrower = _viewed(session, user_id, borrower_id)
-        return _card(session, borrower), self._compliance.verdict_on(session, borrower)
+        borrower = cards.viewed(session, user_id, borrower_id)
+        return cards.card(session, borrower), self._compliance.verdict_on(session, borrower)
 
     def set_legal_flags(
         self, actor: Actor, borrower_id: int, flags: Iterable[LegalFlag]
@@ -188,7 +182,7 @@ class BorrowerService:
     def history(self, actor: Actor, borrower_id: int) -> tuple[tuple[v.CommunicationItem, ...], int]:
         """The newest communications and their total, to refresh a card that is already open."""
         with self._sessions() as session:
-            return _history(session, borrower_id)
+            return cards.history_of(session, borrower_id)
 
     # --- shared ---------------------------------------------------------------------------------
     @staticmethod
@@ -289,93 +283,3 @@ def _operator_logins(session: Session, ids: set[int | None]) -> dict[int | None,
     if not wanted:
         return {}
     return dict(session.execute(select(User.id, User.login).where(User.id.in_(wanted))).all())
-
-
-def _viewed(session: Session, user_id: int, borrower_id: int) -> Borrower:
-    """The borrower, with the view written to the audit log in the caller's transaction."""
-    borrower = session.get(Borrower, borrower_id)
-    if borrower is None:
-        raise NotFound('Заёмщик не найден')
-    audit.record(session, 'card.view', user_id=user_id, borrower_id=borrower.id)
-    return borrower
-
-
-def _columns(view: type, model: type, **others: Any) -> list[Any]:
-    """The columns of ``model`` named as the fields of ``view`` (``others`` for the rest), in field order:
-    the card is read as plain rows made straight into its views, no ORM objects on the way (a screen
-    pop reads a card while the phone rings)."""
-    return [others[f.name] if f.name in others else getattr(model, f.name) for f in fields(view)]
-
-
-def _card(session: Session, b: Borrower) -> v.BorrowerCard:
-    def rows(view: type, model: type, *criteria: Any, order: Sequence[Any], **others: Any) -> tuple[Any, ...]:
-        query = select(*_columns(view, model, **others)).where(*criteria).order_by(*order)
-        return tuple(view(*row) for row in session.execute(query))
-
-    history, history_total = _history(session, b.id)
-    return v.BorrowerCard(
-        id=b.id,
-        pin=b.pin,
-        last_name=b.last_name,
-        first_name=b.first_name,
-        middle_name=b.middle_name,
-        birth_date=b.birth_date,
-        inn=b.inn,
-        snils=b.snils,
-        passport=b.passport,
-        passport_issued=b.passport_issued,
-        email=b.email,
-        address=b.address,
-        city=b.city,
-        timezone=b.timezone,
-        employer=b.employer,
-        monthly_payment=b.monthly_payment,
-        total_debt=b.total_debt,
-        overdue_amount=b.overdue_amount,
-        days_past_due=b.days_past_due,
-        last_contact_at=b.last_contact_at,
-        archived=b.archived,
-        operator_name=(
-            session.scalar(select(User.full_name).where(User.id == b.assigned_operator_id))
-            if b.assigned_operator_id
-            else None
-        ),
-        phones=rows(
-            v.Phone,
-            BorrowerPhone,
-            BorrowerPhone.borrower_id == b.id,
-            order=[BorrowerPhone.id],
-            number=BorrowerPhone.phone,
-        ),
-        loans=rows(v.Loan, Loan, Loan.borrower_id == b.id, order=[Loan.issued_on.desc(), Loan.id.desc()]),
-        applications=rows(
-            v.Application,
-            CreditApplication,
-            CreditApplication.borrower_id == b.id,
-            order=[CreditApplication.applied_at.desc()],
-        ),
-        products=rows(
-            v.ProductBought,
-            ProductSale,
-            ProductSale.borrower_id == b.id,
-            ProductSale.product_id == Product.id,
-            order=[ProductSale.sold_at.desc()],
-            name=Product.name,
-        ),
-        communications=history,
-        communications_total=history_total,
-        legal_flags=tuple(legal_flags(b)),
-    )
-
-
-def _history(session: Session, borrower_id: int) -> tuple[tuple[v.CommunicationItem, ...], int]:
-    columns = _columns(v.CommunicationItem, Communication, operator_name=User.full_name)
-    rows = session.execute(
-        select(*columns, func.count().over())  # the total rides along on each row
-        .outerjoin(User, User.id == Communication.operator_id)
-        .where(Communication.borrower_id == borrower_id)
-        .order_by(Communication.started_at.desc(), Communication.id.desc())
-        .limit(HISTORY_LIMIT)
-    ).all()
-    total = rows[0][-1] if rows else 0
-    return tuple(v.CommunicationItem(*row[:-1]) for row in rows), total

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm.db.models import Borrower, Communication
@@ -19,18 +20,20 @@ def legal_flags(borrower: Borrower) -> list[LegalFlag]:
     return [flag for flag in LegalFlag if getattr(borrower, flag.value)]
 
 
+_communications = cast(Table, Communication.__table__)
+# Built once (the verdict is read with every screen pop's card): parameters are bound at execution.
+REACHED_CALLS = select(_communications.c.started_at).where(
+    _communications.c.borrower_id == bindparam('borrower_id'),
+    _communications.c.channel == 'call_out',
+    _communications.c.reached.is_(True),
+    _communications.c.started_at >= bindparam('since'),
+)
+
+
 def reached_calls(session: Session, borrower_id: int, since: datetime) -> list[datetime]:
     """The ledger: outgoing calls that reached the borrower (answered, and not marked unreached)."""
-    return list(
-        session.scalars(
-            select(Communication.started_at).where(
-                Communication.borrower_id == borrower_id,
-                Communication.channel == 'call_out',
-                Communication.reached.is_(True),
-                Communication.started_at >= since,
-            )
-        )
-    )
+    found = session.connection().execute(REACHED_CALLS, {'borrower_id': borrower_id, 'since': since})
+    return list(found.scalars())
 
 
 class ComplianceService:
