@@ -104,7 +104,7 @@ def incoming(session: Session, events: Sequence[Event], pops: ScreenPopReads | N
         )
         outcome.notifications.append(pop)
         outcome.appeared.append(event.call_id)
-        if operator_id is not None:
+        if operator_id is not None and pops is not None and pops.watches(event.to_extension):
             others = tuple(OtherBorrower(h.id, h.full_name) for h in matches[1 : OTHER_HOLDERS_KEPT + 1])
             rings.append(Ring(replace(CallView.ringing(pop), others=others), operator_id))
     session.execute(insert(Call), calls)
@@ -112,7 +112,7 @@ def incoming(session: Session, events: Sequence[Event], pops: ScreenPopReads | N
     changed = [{'id': i, 'last_contact_at': at} for i, at in last_contact.items() if at != before[i]]
     if changed:
         session.execute(update(Borrower), changed)
-    if pops is not None:
+    if pops is not None and rings:
         pops.read(session, rings)
     return outcome
 

@@ -59,6 +59,9 @@ class ScreenPopReads:
         """Read pops for the extensions ``watched`` says this process has tabs of (none until called)."""
         self._watched = watched
 
+    def watches(self, extension: str) -> bool:
+        return self._watched(extension)
+
     def read(self, session: Session, rings: Sequence[Ring]) -> None:
         """In the transaction that recorded ``rings``: read the card of each watched one (a few a run).
 
@@ -68,7 +71,7 @@ class ScreenPopReads:
         for ring in rings:
             if read == INLINE_PER_RUN:
                 return
-            if ring.call.extension is None or not self._watched(ring.call.extension):
+            if ring.call.extension is None or not self.watches(ring.call.extension):
                 continue
             popped = PoppedCall(ring.call)
             if ring.call.borrower_id is not None:
