@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
+from sqlalchemy import Insert, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -15,13 +17,17 @@ def insert_ignoring_conflicts(
     """Insert the rows whose unique ``key`` is not taken yet, in one statement; their keys come back."""
     if not rows:
         return []
-    dialect = session.get_bind().dialect.name
-    values, target = list(rows), [key.key]
-    statement: postgresql.Insert | sqlite.Insert
+    statement = _statement(session.get_bind().dialect.name, cast(Table, model.__table__), key.key)  # type: ignore[attr-defined]
+    # one statement for all the rows (SQLAlchemy's "insertmanyvalues"), built once per table and key
+    return list(session.connection().execute(statement, list(rows)).scalars())
+
+
+@cache
+def _statement(dialect: str, table: Table, key: str) -> Insert:
     if dialect == 'postgresql':
-        statement = postgresql.insert(model).values(values).on_conflict_do_nothing(index_elements=target)
+        insert: Any = postgresql.insert
     elif dialect == 'sqlite':
-        statement = sqlite.insert(model).values(values).on_conflict_do_nothing(index_elements=target)
+        insert = sqlite.insert
     else:
         raise NotImplementedError(f'ON CONFLICT DO NOTHING is not written for {dialect}')
-    return list(session.scalars(statement.returning(key)))
+    return insert(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])

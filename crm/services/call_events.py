@@ -16,8 +16,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from crm.db.models import Borrower, Call, Communication, User
@@ -34,6 +35,18 @@ log = logging.getLogger(__name__)
 
 OTHER_HOLDERS_KEPT = 10  # other borrowers with the caller's number offered on the call panel
 
+_communications = cast(Table, Communication.__table__)
+_calls = cast(Table, Call.__table__)
+_borrowers = cast(Table, Borrower.__table__)
+# Built once: every ring runs them, with its rows bound at execution.
+INSERT_COMMUNICATIONS = insert(_communications).returning(_communications.c.id, sort_by_parameter_order=True)
+INSERT_CALLS = insert(_calls)
+UPDATE_LAST_CONTACT = (
+    update(_borrowers)
+    .where(_borrowers.c.id == bindparam('borrower'))
+    .values(last_contact_at=bindparam('contact'))
+)
+
 
 def incoming(session: Session, events: Sequence[Event], pops: ScreenPopReads | None = None) -> Outcome:
     """Record each incoming call with its inbound communication (a run of them at once); with ``pops``,
@@ -49,21 +62,26 @@ def incoming(session: Session, events: Sequence[Event], pops: ScreenPopReads | N
     operators = _operators(session, {event.to_extension for event in fresh})
     numbers = [phone_key(event.from_) or event.from_ for event in fresh]
     holders = holders_of(session, set(numbers))
-    communication_ids = session.scalars(
-        insert(Communication).returning(Communication.id, sort_by_parameter_order=True),
-        [
-            {
-                'borrower_id': _first_id(holders.get(number)),
-                'operator_id': operators.get(event.to_extension),
-                'channel': 'call_in',
-                'direction': 'in',
-                'started_at': event.at,
-                'phone': number[:15],
-                'call_id': event.call_id,
-            }
-            for event, number in zip(fresh, numbers, strict=True)
-        ],
-    ).all()
+    connection = session.connection()  # plain Core writes: no ORM bulk machinery while the phone rings
+    communication_ids = (
+        connection.execute(
+            INSERT_COMMUNICATIONS,
+            [
+                {
+                    'borrower_id': _first_id(holders.get(number)),
+                    'operator_id': operators.get(event.to_extension),
+                    'channel': 'call_in',
+                    'direction': 'in',
+                    'started_at': event.at,
+                    'phone': number[:15],
+                    'call_id': event.call_id,
+                }
+                for event, number in zip(fresh, numbers, strict=True)
+            ],
+        )
+        .scalars()
+        .all()
+    )
     calls = []
     rings: list[Ring] = []
     last_contact: dict[int, datetime] = {}
@@ -107,11 +125,11 @@ def incoming(session: Session, events: Sequence[Event], pops: ScreenPopReads | N
         if operator_id is not None and pops is not None and pops.watches(event.to_extension):
             others = tuple(OtherBorrower(h.id, h.full_name) for h in matches[1 : OTHER_HOLDERS_KEPT + 1])
             rings.append(Ring(replace(CallView.ringing(pop), others=others), operator_id))
-    session.execute(insert(Call), calls)
+    connection.execute(INSERT_CALLS, calls)
     before = {h.id: h.last_contact_at for found in holders.values() for h in found}
-    changed = [{'id': i, 'last_contact_at': at} for i, at in last_contact.items() if at != before[i]]
+    changed = [{'borrower': i, 'contact': at} for i, at in last_contact.items() if at != before[i]]
     if changed:
-        session.execute(update(Borrower), changed)
+        connection.execute(UPDATE_LAST_CONTACT, changed)
     if pops is not None and rings:
         pops.read(session, rings)
     return outcome
