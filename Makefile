@@ -29,6 +29,7 @@ test: install
 # CRM_BENCH_AMQP_URL are set (see bench/README.md); SQLite and the in-process bus otherwise.
 bench: install
 	$(PY) bench/search.py
+	$(PY) bench/ring.py
 	$(PY) bench/screen_pop.py
 
 lint: install
