@@ -24,8 +24,12 @@ from crm.config import Settings
 from crm.db.engine import make_engine, make_sessions
 from crm.db.migrate import check_ready
 from crm.domain.clock import Clock
+from crm.domain.messages import Creditor
+from crm.integrations.account import AccountSite, EmbeddedAccountSite
 from crm.integrations.bus import EventBus, InProcessBus, UiHandler
+from crm.integrations.mail import Mailer, RecordingMailer
 from crm.integrations.pbx_simulator import PbxSimulator
+from crm.integrations.sms import RecordingSms, SmsGateway
 from crm.services import call_events, messaging
 from crm.services.api_tokens import ApiTokenService
 from crm.services.audit import AuditService
@@ -60,14 +64,30 @@ class Services:
     pbx: PbxSimulator | None = None
 
 
+@dataclass(frozen=True)
+class Gateways:
+    """The outside systems messages go to: the real adapters, or the embedded ones that keep everything."""
+
+    sms: SmsGateway
+    mail: Mailer
+    account: AccountSite
+
+    def close(self) -> None:
+        for gateway in (self.sms, self.mail, self.account):
+            gateway.close()
+
+
 class System:
     """Everything built from the settings, and when it runs."""
 
-    def __init__(self, settings: Settings, engine: Engine, bus: EventBus, services: Services) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine, bus: EventBus, services: Services, gateways: Gateways
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.bus = bus
         self.services = services
+        self.gateways = gateways
         self._lock = threading.Lock()
         self._started = False
         self._stopped = False
@@ -100,6 +120,7 @@ class System:
             self._stopped = True
             if self._started:
                 self.bus.stop()
+            self.gateways.close()
             self.engine.dispose()
 
 
@@ -111,19 +132,52 @@ def make_bus(settings: Settings) -> EventBus:
     return InProcessBus()
 
 
+def make_gateways(
+    settings: Settings,
+    sms: SmsGateway | None = None,
+    mail: Mailer | None = None,
+    account: AccountSite | None = None,
+) -> Gateways:
+    """The given adapters, else the real ones the settings name (CRM_SMS_GATEWAY_URL, CRM_SMTP_URL,
+    CRM_ACCOUNT_URL), else the embedded ones."""
+    if sms is None and settings.sms_gateway_url:
+        from crm.integrations.sms_http import HttpSmsGateway
+
+        sms = HttpSmsGateway(settings.sms_gateway_url, settings.sms_gateway_token)
+    if mail is None and settings.smtp_url:
+        from crm.integrations.mail_smtp import SmtpMailer
+
+        mail = SmtpMailer(settings.smtp_url, settings.smtp_from)
+    if account is None and settings.account_url:
+        from crm.integrations.account_http import HttpAccountSite
+
+        account = HttpAccountSite(settings.account_url)
+    return Gateways(sms or RecordingSms(), mail or RecordingMailer(), account or EmbeddedAccountSite())
+
+
+def creditor_of(settings: Settings) -> Creditor:
+    return Creditor(settings.creditor_name, settings.creditor_phone, settings.payment_url)
+
+
 def build(
     settings: Settings,
     *,
     engine: Engine | None = None,
     bus: EventBus | None = None,
     clock: Clock | None = None,
+    sms: SmsGateway | None = None,
+    mail: Mailer | None = None,
+    account: AccountSite | None = None,
 ) -> System:
     """Build every service with the given adapters, or the ones the settings name."""
     engine = engine or make_engine(settings.database_url, statement_timeout_ms=settings.statement_timeout_ms)
     bus = bus or make_bus(settings)
     clock = clock or settings.clock()
+    gateways = make_gateways(settings, sms, mail, account)
     sessions = make_sessions(engine, clock)
-    compliance = ComplianceService(sessions, settings.call_limits(), clock=clock)
+    compliance = ComplianceService(
+        sessions, settings.call_limits(), message_limits=settings.message_limits(), clock=clock
+    )
     calls = CallService(sessions, bus, compliance, clock=clock)
     borrowers = BorrowerService(sessions, compliance=compliance)
     screen_pops = ScreenPopReads(borrowers)
@@ -166,4 +220,4 @@ def build(
         result_codes=ResultCodeService(sessions),
         pbx=pbx,
     )
-    return System(settings, engine, bus, services)
+    return System(settings, engine, bus, services, gateways)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from pathlib import Path
 
@@ -64,6 +64,21 @@ class Settings:
     statement_timeout_ms: int = 5000
     session_idle_minutes: int = 30
     session_max_days: int = 14
+    sms_gateway_token: str | None = None
+    sms_sender: str = 'DEMOZAIM'
+    smtp_from: str = 'Демо Займ <noreply@demozaim.ru>'
+    account_url: str | None = None
+    # every message to a debtor names the creditor and gives a contact phone (230-FZ since 01.09.2025)
+    creditor_name: str = 'ООО МКК «Демо Займ»'
+    creditor_phone: str = '8 800 555-35-35'
+    payment_url: str = 'https://pay.demozaim.ru/'
+    messages_per_day: int = 2
+    messages_per_week: int = 4
+    messages_per_month: int = 16
+    sms_per_second: float = 100.0  # the cluster's rate per channel (a token bucket in the database)
+    emails_per_second: float = 20.0
+    outbox_max_attempts: int = 8
+    outbox_ttl_hours: int = 72  # a message not sent by then expires (held ones wait for the law's window)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -91,6 +106,20 @@ class Settings:
             statement_timeout_ms=int(env.get('CRM_STATEMENT_TIMEOUT_MS') or 5000),
             session_idle_minutes=int(env.get('CRM_SESSION_IDLE_MINUTES') or 30),
             session_max_days=int(env.get('CRM_SESSION_MAX_DAYS') or 14),
+            sms_gateway_token=env.get('CRM_SMS_GATEWAY_TOKEN') or None,
+            sms_sender=env.get('CRM_SMS_SENDER') or cls.sms_sender,
+            smtp_from=env.get('CRM_SMTP_FROM') or cls.smtp_from,
+            account_url=env.get('CRM_ACCOUNT_URL') or None,
+            creditor_name=env.get('CRM_CREDITOR_NAME') or cls.creditor_name,
+            creditor_phone=env.get('CRM_CREDITOR_PHONE') or cls.creditor_phone,
+            payment_url=env.get('CRM_PAYMENT_URL') or cls.payment_url,
+            messages_per_day=int(env.get('CRM_MESSAGES_PER_DAY') or 2),
+            messages_per_week=int(env.get('CRM_MESSAGES_PER_WEEK') or 4),
+            messages_per_month=int(env.get('CRM_MESSAGES_PER_MONTH') or 16),
+            sms_per_second=float(env.get('CRM_SMS_PER_SECOND') or 100),
+            emails_per_second=float(env.get('CRM_EMAILS_PER_SECOND') or 20),
+            outbox_max_attempts=int(env.get('CRM_OUTBOX_MAX_ATTEMPTS') or 8),
+            outbox_ttl_hours=int(env.get('CRM_OUTBOX_TTL_HOURS') or 72),
         )
 
     def call_limits(self) -> CallLimits:
@@ -107,6 +136,15 @@ class Settings:
             weekend_end=weekend_end,
             extra_holidays=_dates(self.extra_holidays, 'CRM_EXTRA_HOLIDAYS'),
             extra_workdays=_dates(self.extra_workdays, 'CRM_EXTRA_WORKDAYS'),
+        )
+
+    def message_limits(self) -> CallLimits:
+        """230-FZ limits for messages about overdue debt: their own counts, the calls' hours."""
+        return replace(
+            self.call_limits(),
+            per_day=self.messages_per_day,
+            per_week=self.messages_per_week,
+            per_month=self.messages_per_month,
         )
 
     def clock(self) -> Clock:

@@ -212,6 +212,10 @@ class Communication(Base):
     recording_url: Mapped[str | None] = mapped_column(String(500))
     call_id: Mapped[str | None] = mapped_column(String(128), index=True)
     callback_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    chat_id: Mapped[str | None] = mapped_column(String(128), index=True)  # the chat's id, for chat messages
+    subject: Mapped[str | None] = mapped_column(String(300))  # an e-mail's subject
+    # an outgoing message about overdue debt: the 230-FZ ledger counts it (not replies, passwords, inbound)
+    collection: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     operator: Mapped[User | None] = relationship()
 
@@ -319,3 +323,119 @@ class AuditEntry(Base):
     details: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index('ix_audit_entries_borrower_at', 'borrower_id', 'at'),)
+
+
+class MessageTemplate(Base):
+    """An SMS or e-mail template («Шаблоны сообщений»): Jinja2 text over borrower and loan variables."""
+
+    __tablename__ = 'message_templates'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(8))  # sms | email
+    kind: Mapped[str] = mapped_column(String(32))  # crm.domain.messages.TEMPLATE_KINDS
+    name: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str | None] = mapped_column(String(300))  # e-mail only
+    body: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)  # retired templates are kept, not offered
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey('users.id'))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (Index('ix_message_templates_channel_kind', 'channel', 'kind'),)
+
+
+class Mailing(Base):
+    """A mass mailing («Рассылки»): a template sent to a segment of borrowers through the outbox."""
+
+    __tablename__ = 'mailings'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(8))  # sms | email
+    template_id: Mapped[int] = mapped_column(ForeignKey('message_templates.id'))
+    segment: Mapped[str] = mapped_column(Text)  # JSON: crm.services.mailings.Segment
+    # scheduled | running | paused | cancelled | done
+    status: Mapped[str] = mapped_column(String(16))
+    start_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    total: Mapped[int] = mapped_column(Integer, default=0)  # borrowers in the segment when it started
+    cursor: Mapped[int] = mapped_column(Integer, default=0)  # the last borrower id queued
+    created_by: Mapped[int | None] = mapped_column(ForeignKey('users.id'))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class OutboxMessage(Base):
+    """An SMS or e-mail to send, written in the transaction that recorded its communication.
+
+    The dispatcher claims due rows (``FOR UPDATE SKIP LOCKED``, by ``not_before, created_at``) and leases
+    them by moving ``not_before`` on; ``key`` goes to the gateway, so a resend after a crash is one SMS.
+    """
+
+    __tablename__ = 'outbox_messages'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    channel: Mapped[str] = mapped_column(String(8))  # sms | email
+    purpose: Mapped[str] = mapped_column(String(16))  # collection | service | password | reply
+    # queued | sending | sent | delivered | failed | expired | refused | cancelled
+    status: Mapped[str] = mapped_column(String(16))
+    borrower_id: Mapped[int | None] = mapped_column(ForeignKey('borrowers.id', ondelete='SET NULL'))
+    communication_id: Mapped[int | None] = mapped_column(ForeignKey('communications.id', ondelete='SET NULL'))
+    mailing_id: Mapped[int | None] = mapped_column(ForeignKey('mailings.id'), index=True)
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey('users.id'))
+    to_address: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str | None] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    secret: Mapped[bool] = mapped_column(Boolean, default=False)  # masked once the gateway accepted it
+    not_before: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    gateway_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    reason: Mapped[str | None] = mapped_column(Text)  # why it failed, waits or was refused (Russian)
+    rule: Mapped[str | None] = mapped_column(String(32))  # the 230-FZ rule that held or refused it
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # delivered, failed, expired …
+
+    __table_args__ = (
+        Index('ix_outbox_messages_due', 'status', 'not_before', 'created_at'),
+        Index('ix_outbox_messages_created', 'created_at'),
+    )
+
+
+class OutboxAttempt(Base):
+    """Every try to hand a message to its gateway, and what came of it."""
+
+    __tablename__ = 'outbox_attempts'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey('outbox_messages.id', ondelete='CASCADE'), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    outcome: Mapped[str] = mapped_column(String(16))  # accepted | retry | failed | held | refused | expired
+    detail: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+
+
+class SendRate(Base):
+    """A token bucket per channel, shared by every process: the cluster's rate limit."""
+
+    __tablename__ = 'send_rates'
+
+    channel: Mapped[str] = mapped_column(String(8), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Numeric(12, 3, asdecimal=False))
+    refilled_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Chat(Base):
+    """A chat conversation by the chat system's id; an unknown sender's waits for an operator to link it."""
+
+    __tablename__ = 'chats'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(128), unique=True)
+    borrower_id: Mapped[int | None] = mapped_column(
+        ForeignKey('borrowers.id', ondelete='SET NULL'), index=True
+    )
+    sender: Mapped[str] = mapped_column(String(64))  # as the chat system gave it: a phone or a PIN
+    unread: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_message_at: Mapped[datetime] = mapped_column(UtcDateTime)

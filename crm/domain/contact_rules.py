@@ -1,7 +1,8 @@
-"""230-FZ rules for an outgoing call by the creditor to a borrower about overdue debt (pure, no I/O).
+"""230-FZ rules for an outgoing call or message by the creditor to a borrower about overdue debt (pure).
 
 Federal Law 230-FZ (art. 7) limits when and how often a creditor may call a borrower about overdue
-debt. The CRM applies it as follows:
+debt, and how often it may send text messages (SMS, e-mail, messengers). The CRM applies it as follows
+(messages: the same rules with their own limits, ``MESSAGE_LIMITS``, and only messages counted):
 
 - Time. ``now`` and every reached call are aware datetimes (UTC); all reasoning happens in the
   borrower's local time (an IANA zone, e.g. ``Asia/Yekaterinburg``), never the operator's.
@@ -58,6 +59,10 @@ class CallLimits:
     extra_workdays: frozenset[date] = frozenset()  # Saturdays made working days by a transfer
 
 
+# Text messages about overdue debt (art. 7 part 5): 2 a day, 4 a week, 16 a month; the same hours.
+MESSAGE_LIMITS = CallLimits(per_day=2, per_week=4, per_month=16)
+
+
 class LegalFlag(StrEnum):
     """A legal state of the borrower that forbids calls altogether."""
 
@@ -87,13 +92,38 @@ FLAG_REASONS: dict[LegalFlag, str] = {
 }
 
 
+class ContactKind(StrEnum):
+    CALL = 'call'
+    MESSAGE = 'message'
+
+
+# The words of the reasons: what is forbidden, what may be done in the window, «не более N …».
+_FORBIDDEN = {ContactKind.CALL: 'Звонки запрещены', ContactKind.MESSAGE: 'Сообщения запрещены'}
+_MAY = {ContactKind.CALL: 'звонить можно', ContactKind.MESSAGE: 'отправлять сообщения можно'}
+_NOUNS = {ContactKind.CALL: ('звонка', 'звонков'), ContactKind.MESSAGE: ('сообщения', 'сообщений')}
+_LAST = {ContactKind.CALL: ('был', 'последний'), ContactKind.MESSAGE: ('было', 'последнее')}
+
+# What refused a contact (``Verdict.rule``): a legal flag's value, or one of these.
+QUIET_HOURS = 'quiet_hours'
+LIMIT_RULES = {'day': 'limit_day', 'week': 'limit_week', 'month': 'limit_month'}
+RULE_LABELS: dict[str, str] = {
+    **{flag.value: LEGAL_FLAG_LABELS[flag] for flag in LegalFlag},
+    QUIET_HOURS: 'Тихие часы',
+    'limit_day': 'Лимит в сутки',
+    'limit_week': 'Лимит в неделю',
+    'limit_month': 'Лимит в месяц',
+}
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """Whether the call may be made now; if not, why (Russian) and from when (aware UTC, None if never)."""
+    """Whether the contact may be made now; if not, why (Russian), by which rule (``RULE_LABELS``) and
+    from when (aware UTC, None if never)."""
 
     allowed: bool
     reason: str | None = None
     next_allowed_at: datetime | None = None
+    rule: str | None = None
 
 
 def is_day_off(day: date, limits: CallLimits) -> bool:
@@ -122,24 +152,71 @@ def check_outgoing_call(
     limits: CallLimits = CallLimits(),  # frozen, so sharing the default is safe
 ) -> Verdict:
     """May the creditor call the borrower now? See the module docstring for the rules."""
+    return check_contact(
+        ContactKind.CALL,
+        now=now,
+        timezone=timezone,
+        overdue=overdue,
+        flags=flags,
+        counted=reached_calls,
+        limits=limits,
+    )
+
+
+def check_outgoing_message(
+    *,
+    now: datetime,
+    timezone: str,
+    overdue: bool,
+    flags: Iterable[LegalFlag],
+    sent_messages: Iterable[datetime],
+    limits: CallLimits = MESSAGE_LIMITS,
+) -> Verdict:
+    """May the creditor send the borrower a message about the debt now? ``sent_messages``: the counted
+    messages already sent (or queued to be sent), when."""
+    return check_contact(
+        ContactKind.MESSAGE,
+        now=now,
+        timezone=timezone,
+        overdue=overdue,
+        flags=flags,
+        counted=sent_messages,
+        limits=limits,
+    )
+
+
+def check_contact(
+    kind: ContactKind,
+    *,
+    now: datetime,
+    timezone: str,
+    overdue: bool,
+    flags: Iterable[LegalFlag],
+    counted: Iterable[datetime],
+    limits: CallLimits,
+) -> Verdict:
     _require_aware(now)
     present = set(flags)
     for flag in LegalFlag:  # a stable order whatever the caller passed
         if flag in present:
-            return Verdict(allowed=False, reason=FLAG_REASONS[flag])
+            reason = FLAG_REASONS[flag].replace(_FORBIDDEN[ContactKind.CALL], _FORBIDDEN[kind], 1)
+            return Verdict(allowed=False, reason=reason, rule=flag.value)
     if not overdue:
         return Verdict(allowed=True)
 
     zone = ZoneInfo(timezone)
     local_now = _to_local(now, zone)
-    calls = sorted(_to_local(_require_aware(call), zone) for call in reached_calls)
+    contacts = sorted(_to_local(_require_aware(moment), zone) for moment in counted)
 
-    reason = _quiet_hours_reason(local_now, limits) or _limit_reason(local_now, calls, limits)
+    rule: str | None = QUIET_HOURS
+    reason = _quiet_hours_reason(kind, local_now, limits)
+    if reason is None:
+        rule, reason = _limit_reason(kind, local_now, contacts, limits)
     if reason is None:
         return Verdict(allowed=True)
-    found = _earliest_allowed(local_now, calls, limits)
+    found = _earliest_allowed(local_now, contacts, limits)
     next_allowed_at = None if found is None else _to_utc(found, zone)
-    return Verdict(allowed=False, reason=reason, next_allowed_at=next_allowed_at)
+    return Verdict(allowed=False, reason=reason, next_allowed_at=next_allowed_at, rule=rule)
 
 
 def _require_aware(moment: datetime) -> datetime:
@@ -162,14 +239,14 @@ def _in_window(local: datetime, limits: CallLimits) -> bool:
     return start <= local.time() < end
 
 
-def _quiet_hours_reason(local: datetime, limits: CallLimits) -> str | None:
+def _quiet_hours_reason(kind: ContactKind, local: datetime, limits: CallLimits) -> str | None:
     if _in_window(local, limits):
         return None
     start, end = allowed_hours(local.date(), limits)
-    kind = 'выходной день' if is_day_off(local.date(), limits) else 'рабочий день'
+    day_kind = 'выходной день' if is_day_off(local.date(), limits) else 'рабочий день'
     return (
-        f'Тихие часы 230-ФЗ: у заёмщика {local:%H:%M} ({kind}), '
-        f'звонить можно с {start:%H:%M} до {end:%H:%M} по местному времени'
+        f'Тихие часы 230-ФЗ: у заёмщика {local:%H:%M} ({day_kind}), '
+        f'{_MAY[kind]} с {start:%H:%M} до {end:%H:%M} по местному времени'
     )
 
 
@@ -195,28 +272,33 @@ def _limit_of(period: str, limits: CallLimits) -> int:
     return {'day': limits.per_day, 'week': limits.per_week, 'month': limits.per_month}[period]
 
 
-def _calls_word(count: int) -> str:
-    """Genitive after «не более N»: 1 звонка, 2 звонков, 21 звонка."""
-    return 'звонка' if count % 10 == 1 and count % 100 != 11 else 'звонков'
+def _noun(kind: ContactKind, count: int) -> str:
+    """Genitive after «не более N»: 1 звонка, 2 звонков, 21 звонка; 1 сообщения, 2 сообщений."""
+    one, many = _NOUNS[kind]
+    return one if count % 10 == 1 and count % 100 != 11 else many
 
 
 _PERIOD_WORDS = {'day': 'в сутки', 'week': 'в неделю', 'month': 'в месяц'}
 
 
-def _limit_reason(local: datetime, calls: list[datetime], limits: CallLimits) -> str | None:
-    """The widest limit reached in the current periods, or None when all have room."""
-    for period, counted, _ in reversed(_periods(local.date(), calls)):
+def _limit_reason(
+    kind: ContactKind, local: datetime, contacts: list[datetime], limits: CallLimits
+) -> tuple[str | None, str | None]:
+    """(rule, reason) of the widest limit reached now, or (None, None) when every period has room."""
+    for period, counted, _ in reversed(_periods(local.date(), contacts)):
         limit = _limit_of(period, limits)
         if len(counted) < limit:
             continue
-        head = f'Лимит 230-ФЗ: не более {limit} {_calls_word(limit)} {_PERIOD_WORDS[period]}'
+        rule = LIMIT_RULES[period]
+        head = f'Лимит 230-ФЗ: не более {limit} {_noun(kind, limit)} {_PERIOD_WORDS[period]}'
         if not counted:
-            return f'{head} (звонки запрещены настройкой)'
+            return rule, f'{head} ({_FORBIDDEN[kind].lower()} настройкой)'
         last = counted[-1]
+        was, latest = _LAST[kind]
         if len(counted) == 1:
-            return f'{head} (уже был {last:%d.%m в %H:%M} по местному времени)'
-        return f'{head} (уже {len(counted)}, последний {last:%d.%m в %H:%M} по местному времени)'
-    return None
+            return rule, f'{head} (уже {was} {last:%d.%m в %H:%M} по местному времени)'
+        return rule, f'{head} (уже {len(counted)}, {latest} {last:%d.%m в %H:%M} по местному времени)'
+    return None, None
 
 
 def _earliest_allowed(local: datetime, calls: list[datetime], limits: CallLimits) -> datetime | None:

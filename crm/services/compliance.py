@@ -1,7 +1,13 @@
-"""The contact ledger per borrower and the 230-FZ verdict on an outgoing call (crm.domain.contact_rules)."""
+"""The contact ledger per borrower and the 230-FZ verdicts on an outgoing call or message (contact_rules).
+
+One ledger, the ``communications`` table: calls that reached the borrower count against the call
+limits, messages marked ``collection`` that were not failed, expired, refused or cancelled count
+against the message limits (``docs/230-fz.md``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 from typing import cast
 
@@ -10,8 +16,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crm.db.models import Borrower, Communication
 from crm.domain.clock import Clock, system_clock
-from crm.domain.contact_rules import CallLimits, LegalFlag, Verdict, check_outgoing_call
+from crm.domain.contact_rules import (
+    MESSAGE_LIMITS,
+    CallLimits,
+    LegalFlag,
+    Verdict,
+    check_outgoing_call,
+    check_outgoing_message,
+)
 from crm.domain.errors import NotFound
+from crm.domain.messages import NOT_SENT
 
 LEDGER_DAYS = 32  # enough history for the calendar month of any time zone
 
@@ -30,6 +44,28 @@ REACHED_CALLS = select(_communications.c.started_at).where(
 )
 
 
+def counted_messages(
+    session: Session, borrower_ids: Collection[int], since: datetime
+) -> dict[int, list[datetime]]:
+    """The ledger of messages: when each borrower was sent (or will be sent) a counted message."""
+    found: dict[int, list[datetime]] = {borrower_id: [] for borrower_id in borrower_ids}
+    if not found:
+        return found
+    c = _communications.c
+    rows = session.connection().execute(
+        select(c.borrower_id, c.started_at).where(
+            c.borrower_id.in_(bindparam('ids', expanding=True)),
+            c.collection.is_(True),
+            c.started_at >= since,
+            c.delivery_status.is_(None) | c.delivery_status.not_in(sorted(NOT_SENT)),
+        ),
+        {'ids': list(found)},
+    )
+    for borrower_id, started_at in rows:
+        found[borrower_id].append(started_at)
+    return found
+
+
 def reached_calls(session: Session, borrower_id: int, since: datetime) -> list[datetime]:
     """The ledger: outgoing calls that reached the borrower (answered, and not marked unreached)."""
     found = session.connection().execute(REACHED_CALLS, {'borrower_id': borrower_id, 'since': since})
@@ -42,11 +78,13 @@ class ComplianceService:
         sessions: sessionmaker[Session],
         limits: CallLimits | None = None,
         *,
+        message_limits: CallLimits = MESSAGE_LIMITS,
         clock: Clock = system_clock,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
         self.limits = limits or CallLimits()
+        self.message_limits = message_limits
 
     def outgoing_call(self, borrower_id: int, *, now: datetime | None = None) -> Verdict:
         with self._sessions() as session:
@@ -70,3 +108,28 @@ class ComplianceService:
             reached_calls=reached_calls(session, borrower.id, now - timedelta(days=LEDGER_DAYS)),
             limits=self.limits,
         )
+
+    def message_verdict(
+        self,
+        borrower: Borrower,
+        counted: Iterable[datetime],
+        *,
+        now: datetime | None = None,
+    ) -> Verdict:
+        """May a collection message go to this borrower now, given the ledger's counted messages?"""
+        return check_outgoing_message(
+            now=now or self._clock(),
+            timezone=borrower.timezone,
+            overdue=borrower.days_past_due > 0,
+            flags=legal_flags(borrower),
+            sent_messages=counted,
+            limits=self.message_limits,
+        )
+
+    def outgoing_message_in(
+        self, session: Session, borrower: Borrower, *, now: datetime | None = None
+    ) -> Verdict:
+        """The verdict on one more collection message, in the caller's transaction."""
+        now = now or self._clock()
+        ledger = counted_messages(session, [borrower.id], now - timedelta(days=LEDGER_DAYS))
+        return self.message_verdict(borrower, ledger[borrower.id], now=now)

@@ -145,6 +145,7 @@ def test_quiet_hours_reason_gives_local_time_and_window() -> None:
         reason='Тихие часы 230-ФЗ: у заёмщика 22:05 (рабочий день), звонить можно с 08:00 до 22:00 '
         'по местному времени',
         next_allowed_at=at(MOSCOW, 2025, 11, 27, 8, 0),
+        rule='quiet_hours',
     )
     saturday = check(at(MOSCOW, 2025, 11, 29, 8, 0))
     assert saturday.reason is not None and '08:00 (выходной день)' in saturday.reason
@@ -226,6 +227,7 @@ def test_daily_limit_reason_and_next_day() -> None:
         allowed=False,
         reason='Лимит 230-ФЗ: не более 1 звонка в сутки (уже был 26.11 в 10:15 по местному времени)',
         next_allowed_at=at(MOSCOW, 2025, 11, 27, 8, 0),
+        rule='limit_day',
     )
 
 
@@ -276,6 +278,7 @@ def test_weekly_limit_waits_for_monday() -> None:
         reason='Лимит 230-ФЗ: не более 2 звонков в неделю '
         '(уже 2, последний 26.11 в 10:00 по местному времени)',
         next_allowed_at=at(MOSCOW, 2025, 12, 1, 8, 0),
+        rule='limit_week',
     )
     sunday = check(at(MOSCOW, 2025, 11, 30, 19, 59), calls=calls)
     assert not sunday.allowed and sunday.next_allowed_at == at(MOSCOW, 2025, 12, 1, 8, 0)
@@ -329,6 +332,7 @@ def test_monthly_limit_waits_for_the_first_of_next_month() -> None:
         reason='Лимит 230-ФЗ: не более 8 звонков в месяц '
         '(уже 8, последний 24.09 в 10:00 по местному времени)',
         next_allowed_at=at(MOSCOW, 2025, 10, 1, 8, 0),  # Wednesday 1 October
+        rule='limit_month',
     )
     assert check(at(MOSCOW, 2025, 10, 1, 8, 0), calls=SEPTEMBER_2025).allowed
 
@@ -420,7 +424,9 @@ def test_a_legal_flag_blocks_any_call(flag: LegalFlag, words: str, overdue: bool
 def test_contact_refused_reason() -> None:
     verdict = check(at(MOSCOW, 2025, 11, 26, 12, 0), flags={LegalFlag.CONTACT_REFUSED})
     assert verdict == Verdict(
-        allowed=False, reason='Звонки запрещены: заёмщик отказался от взаимодействия (230-ФЗ, ст. 8)'
+        allowed=False,
+        reason='Звонки запрещены: заёмщик отказался от взаимодействия (230-ФЗ, ст. 8)',
+        rule='contact_refused',
     )
 
 
