@@ -30,7 +30,7 @@ from crm.integrations.bus import EventBus, InProcessBus, UiHandler
 from crm.integrations.mail import Mailer, RecordingMailer
 from crm.integrations.pbx_simulator import PbxSimulator
 from crm.integrations.sms import RecordingSms, SmsGateway
-from crm.services import call_events, messaging
+from crm.services import call_events, chats, outbox
 from crm.services.api_tokens import ApiTokenService
 from crm.services.audit import AuditService
 from crm.services.auth import AuthService
@@ -188,8 +188,8 @@ def build(
             'telephony.call.incoming': Route(partial(call_events.incoming, pops=screen_pops), batch=True),
             'telephony.call.answered': Route(call_events.answered_or_ended),
             'telephony.call.ended': Route(call_events.answered_or_ended),
-            'chat.message.received': Route(messaging.chat_received),
-            'sms.status': Route(messaging.sms_status),
+            'chat.message.received': Route(chats.chat_received),
+            'sms.status': Route(outbox.sms_status),
         },
         clock=clock,
     )

@@ -199,8 +199,8 @@ def check_contact(
     present = set(flags)
     for flag in LegalFlag:  # a stable order whatever the caller passed
         if flag in present:
-            reason = FLAG_REASONS[flag].replace(_FORBIDDEN[ContactKind.CALL], _FORBIDDEN[kind], 1)
-            return Verdict(allowed=False, reason=reason, rule=flag.value)
+            refusal = FLAG_REASONS[flag].replace(_FORBIDDEN[ContactKind.CALL], _FORBIDDEN[kind], 1)
+            return Verdict(allowed=False, reason=refusal, rule=flag.value)
     if not overdue:
         return Verdict(allowed=True)
 

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 
 from crm.db.models import Communication, OutboxMessage
 from crm.domain.messages import PASSWORD_MASK, MessageChannel, OutboxStatus, Purpose
+from crm.services.event_schemas import Event, SmsStatus
+from crm.services.inbound import Outcome
 
 _communications = cast(Table, Communication.__table__)
 _outbox = cast(Table, OutboxMessage.__table__)
@@ -37,8 +39,11 @@ class NewMessage:
     mailing_id: int | None = None
     secret: bool = False
     not_before: datetime | None = None  # when the law lets it go (None: now)
-    reason: str | None = None  # why it waits (the law's reason), shown on «Исходящие сообщения»
+    reason: str | None = (
+        None  # why it waits or was refused (the law's reason), shown on «Исходящие сообщения»
+    )
     rule: str | None = None
+    status: OutboxStatus = OutboxStatus.QUEUED  # REFUSED: recorded as refused by the law, never sent
 
 
 def masked(body: str, secret: bool) -> str:
@@ -86,7 +91,7 @@ def _communication(message: NewMessage, now: datetime) -> dict[str, object]:
         'phone': message.to if sms else None,
         'subject': message.subject,
         'body': masked(message.body, message.secret),
-        'delivery_status': OutboxStatus.QUEUED.value,
+        'delivery_status': message.status.value,
         'collection': message.purpose is Purpose.COLLECTION,
         'reached': None,
     }
@@ -100,7 +105,7 @@ def _outbox_row(
         'key': uuid.uuid4().hex,
         'channel': message.channel.value,
         'purpose': message.purpose.value,
-        'status': OutboxStatus.QUEUED.value,
+        'status': message.status.value,
         'borrower_id': message.borrower_id,
         'communication_id': communication_id,
         'mailing_id': message.mailing_id,
@@ -115,4 +120,10 @@ def _outbox_row(
         'attempts': 0,
         'reason': message.reason,
         'rule': message.rule,
+        'finished_at': None if message.status is OutboxStatus.QUEUED else now,
     }
+
+
+def sms_status(session: Session, events: Sequence[Event]) -> Outcome:
+    """Delivery reports are kept for the SMS outbox to match against what it sent."""
+    return Outcome(stored=[event for event in events if isinstance(event, SmsStatus)])
