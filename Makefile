@@ -31,6 +31,7 @@ bench: install
 	$(PY) bench/search.py
 	$(PY) bench/ring.py
 	$(PY) bench/screen_pop.py
+	$(PY) bench/outbox.py
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
+from typing import Protocol
 
 from sqlalchemy import Engine
 
@@ -27,6 +28,7 @@ from crm.domain.clock import Clock
 from crm.domain.messages import Creditor
 from crm.integrations.account import AccountSite, EmbeddedAccountSite
 from crm.integrations.bus import EventBus, InProcessBus, UiHandler
+from crm.integrations.chat_simulator import ChatSimulator
 from crm.integrations.mail import Mailer, RecordingMailer
 from crm.integrations.pbx_simulator import PbxSimulator
 from crm.integrations.sms import RecordingSms, SmsGateway
@@ -36,12 +38,19 @@ from crm.services.audit import AuditService
 from crm.services.auth import AuthService
 from crm.services.borrowers import BorrowerService
 from crm.services.calls import CallService
+from crm.services.chats import ChatService
 from crm.services.compliance import ComplianceService
 from crm.services.inbound import InboundRouter, Route
+from crm.services.mailing_worker import MailingWorker
+from crm.services.mailings import MailingService
+from crm.services.messaging import MessagingService
 from crm.services.notifier import Notifier
+from crm.services.outbox_dispatcher import DispatchPolicy, OutboxDispatcher
+from crm.services.outbox_views import OutboxService
 from crm.services.result_codes import ResultCodeService
 from crm.services.screen_pops import ScreenPopReads
 from crm.services.sessions import SessionService
+from crm.services.templates import TemplateService
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +70,21 @@ class Services:
     inbound: InboundRouter
     api_tokens: ApiTokenService
     result_codes: ResultCodeService
+    outbox: OutboxService
+    chats: ChatService
+    templates: TemplateService
+    messaging: MessagingService
+    mailings: MailingService
     pbx: PbxSimulator | None = None
+    chat_simulator: ChatSimulator | None = None
+
+
+class Worker(Protocol):
+    """A background worker (the mailing worker, the outbox dispatcher): a thread of its own."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -81,13 +104,22 @@ class System:
     """Everything built from the settings, and when it runs."""
 
     def __init__(
-        self, settings: Settings, engine: Engine, bus: EventBus, services: Services, gateways: Gateways
+        self,
+        settings: Settings,
+        engine: Engine,
+        bus: EventBus,
+        services: Services,
+        gateways: Gateways,
+        workers: Sequence[Worker] = (),
+        dispatcher: OutboxDispatcher | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.bus = bus
         self.services = services
         self.gateways = gateways
+        self.workers = tuple(workers)  # background workers: started after the bus, stopped before it
+        self.dispatcher = dispatcher  # in workers when this process sends the outbox; run_once for tests
         self._lock = threading.Lock()
         self._started = False
         self._stopped = False
@@ -112,16 +144,27 @@ class System:
             self.bus.start(self.services.inbound.handle_deliveries, on_ui)
             if self.services.pbx is not None:
                 self.services.pbx.attach()
+            if self.services.chat_simulator is not None:
+                self.services.chat_simulator.attach()
+            for worker in self.workers:
+                worker.start()
 
-    def stop(self) -> None:
+    def stop(self, *, keep_engine: bool = False) -> None:
+        """Stop the workers, the bus and the gateways; dispose of the engine unless the caller owns it
+        (tests share one engine between the systems they build)."""
         with self._lock:
             if self._stopped:
                 return
             self._stopped = True
             if self._started:
+                for worker in reversed(self.workers):
+                    worker.stop()
                 self.bus.stop()
+            if self.dispatcher is not None:  # its send threads, also when it was never started
+                self.dispatcher.stop()
             self.gateways.close()
-            self.engine.dispose()
+            if not keep_engine:
+                self.engine.dispose()
 
 
 def make_bus(settings: Settings) -> EventBus:
@@ -168,8 +211,13 @@ def build(
     sms: SmsGateway | None = None,
     mail: Mailer | None = None,
     account: AccountSite | None = None,
+    dispatcher: bool | None = None,
 ) -> System:
-    """Build every service with the given adapters, or the ones the settings name."""
+    """Build every service with the given adapters, or the ones the settings name.
+
+    ``dispatcher``: whether ``System.start`` runs the outbox dispatcher (default: the setting
+    ``CRM_OUTBOX_DISPATCHER``); ``System.dispatcher`` is built either way, for ``run_once``.
+    """
     engine = engine or make_engine(settings.database_url, statement_timeout_ms=settings.statement_timeout_ms)
     bus = bus or make_bus(settings)
     clock = clock or settings.clock()
@@ -188,7 +236,7 @@ def build(
             'telephony.call.incoming': Route(partial(call_events.incoming, pops=screen_pops), batch=True),
             'telephony.call.answered': Route(call_events.answered_or_ended),
             'telephony.call.ended': Route(call_events.answered_or_ended),
-            'chat.message.received': Route(chats.chat_received),
+            'chat.message.received': Route(chats.chat_received, batch=True),
             'sms.status': Route(outbox.sms_status),
         },
         clock=clock,
@@ -196,6 +244,8 @@ def build(
     pbx = None
     if settings.pbx_simulator:
         pbx = PbxSimulator(bus, base_url=f'http://{settings.host}:{settings.port}', clock=clock)
+    # the built-in chat system («Симулятор чата») comes with the built-in PBX: both are the demo's peers
+    chat_simulator = ChatSimulator(bus, clock=clock) if settings.pbx_simulator else None
     services = Services(
         clock=clock,
         auth=AuthService(
@@ -218,6 +268,66 @@ def build(
         inbound=inbound,
         api_tokens=ApiTokenService(sessions, settings.api_token, clock=clock),
         result_codes=ResultCodeService(sessions),
+        chats=ChatService(
+            sessions,
+            bus,
+            TemplateService(sessions, creditor_of(settings), clock=clock),
+            creditor_of(settings),
+            clock,
+        ),
+        templates=TemplateService(sessions, creditor_of(settings), clock=clock),
+        messaging=MessagingService(
+            sessions,
+            compliance,
+            gateways.account,
+            creditor_of(settings),
+            Notifier(bus),
+            ttl=timedelta(hours=settings.outbox_ttl_hours),
+            clock=clock,
+        ),
+        mailings=MailingService(
+            sessions,
+            compliance,
+            creditor_of(settings),
+            notifier=Notifier(bus),
+            clock=clock,
+            ttl=timedelta(hours=settings.outbox_ttl_hours),
+        ),
+        outbox=OutboxService(
+            sessions, clock, notifier=Notifier(bus), ttl=timedelta(hours=settings.outbox_ttl_hours)
+        ),
         pbx=pbx,
+        chat_simulator=chat_simulator,
     )
-    return System(settings, engine, bus, services, gateways)
+    outbox_dispatcher = OutboxDispatcher(
+        sessions,
+        sms=gateways.sms,
+        mail=gateways.mail,
+        compliance=compliance,
+        notifier=Notifier(bus),
+        policy=dispatch_policy(settings),
+        clock=clock,
+    )
+    workers: list[Worker] = [
+        MailingWorker(
+            sessions,
+            compliance,
+            creditor_of(settings),
+            Notifier(bus),
+            clock=clock,
+            ttl=timedelta(hours=settings.outbox_ttl_hours),
+        )
+    ]
+    sends_outbox = settings.outbox_dispatcher if dispatcher is None else dispatcher
+    if sends_outbox:
+        workers.append(outbox_dispatcher)
+    return System(settings, engine, bus, services, gateways, workers, outbox_dispatcher)
+
+
+def dispatch_policy(settings: Settings) -> DispatchPolicy:
+    return DispatchPolicy(
+        rates={'sms': settings.sms_per_second, 'email': settings.emails_per_second},
+        max_attempts=settings.outbox_max_attempts,
+        sms_sender=settings.sms_sender,
+        mail_from=settings.smtp_from,
+    )

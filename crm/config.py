@@ -79,6 +79,7 @@ class Settings:
     emails_per_second: float = 20.0
     outbox_max_attempts: int = 8
     outbox_ttl_hours: int = 72  # a message not sent by then expires (held ones wait for the law's window)
+    outbox_dispatcher: bool = True  # this process sends the outbox (any number of processes may)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -120,6 +121,7 @@ class Settings:
             emails_per_second=float(env.get('CRM_EMAILS_PER_SECOND') or 20),
             outbox_max_attempts=int(env.get('CRM_OUTBOX_MAX_ATTEMPTS') or 8),
             outbox_ttl_hours=int(env.get('CRM_OUTBOX_TTL_HOURS') or 72),
+            outbox_dispatcher=_flag(env.get('CRM_OUTBOX_DISPATCHER'), True),
         )
 
     def call_limits(self) -> CallLimits:

@@ -22,6 +22,7 @@ def prepare(settings: Settings, borrowers: int) -> None:
     if not settings.demo:
         return
     from crm.db.demo import is_empty, seed_demo
+    from crm.db.demo_templates import seed_missing_templates
 
     engine = make_engine(settings.database_url)
     clock = settings.clock()  # with CRM_CLOCK_START the data is as of the day the app's clock starts on
@@ -31,6 +32,8 @@ def prepare(settings: Settings, borrowers: int) -> None:
             started = time.perf_counter()
             seed_demo(sessions, borrowers=borrowers, clock=clock)
             print(f'demo data: {borrowers} borrowers in {time.perf_counter() - started:.1f} s')
+        elif added := seed_missing_templates(sessions, clock):  # a demo database older than templates
+            print(f'demo data: {added} message templates')
     finally:
         engine.dispose()
 

@@ -109,5 +109,8 @@ def app_env(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     monkeypatch.setenv('CRM_API_TOKEN', TEST_API_TOKEN)
     monkeypatch.setenv('CRM_PBX_SIMULATOR', '1')
     monkeypatch.setenv('CRM_CLOCK_START', TEST_NOW.isoformat())
+    # the app does not send the outbox by itself: a page test sees what it queued stay queued, and a
+    # test that wants it sent runs a dispatcher of its own (``OutboxDispatcher.run_once``)
+    monkeypatch.setenv('CRM_OUTBOX_DISPATCHER', '0')
     monkeypatch.delenv('CRM_AMQP_URL', raising=False)
     return database_url

@@ -12,15 +12,17 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from crm.api.message_schemas import MessageIn, MessageQueued, invalid, refused_by_law
 from crm.bootstrap import Services
 from crm.domain import Role, status_label
 from crm.domain.actor import Actor
-from crm.domain.errors import BadQuery
+from crm.domain.errors import BadQuery, NotFound, ServiceError
 from crm.services.api_tokens import TokenInfo
 from crm.services.event_schemas import EVENT_TYPES, BadEvent
+from crm.services.messaging import BadMessage, RefusedByLaw
 
 MAX_BODY = 64 * 1024  # an event is a few hundred bytes; a chat message at most 10,000 characters
 bearer = HTTPBearer(
@@ -166,6 +168,57 @@ def build_router(services: Services) -> APIRouter:
                 for row in result.items
             ]
         )
+
+    @router.post(
+        '/borrowers/{pin}/messages',
+        status_code=202,
+        response_model=MessageQueued,
+        responses={401: {}, 403: {}, 404: {}, 409: {}, 413: {}, 422: {}},
+        openapi_extra={
+            'requestBody': {
+                'required': True,
+                'content': {'application/json': {'schema': MessageIn.model_json_schema()}},
+            }
+        },
+    )
+    async def post_message(pin: str, request: Request, info: Annotated[TokenInfo, Depends(token)]) -> Any:
+        """Queue an SMS or e-mail to the borrower with this PIN, checked as one from the card.
+
+        202 with the outbox id once it is queued (the dispatcher sends it); 404 for an unknown PIN; 409
+        when 230-FZ forbids it now (``rule`` and ``next_allowed_at`` beside the reason); 422 naming the
+        field (a text over 10 SMS parts, no mobile phone or valid e-mail: ``channel``, an unknown
+        template). Nothing is written unless it is queued.
+        """
+        if not info.allows('events'):
+            raise HTTPException(status_code=403, detail='This token may only look borrowers up')
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            return unprocessable(None, 'the body must be a JSON object')
+        try:
+            message = MessageIn.model_validate(body)
+        except ValidationError as error:
+            return unprocessable(*invalid(error))
+        system = Actor(id=0, login=f'api:{info.name}', full_name=info.name, role=Role.OPERATOR)
+        send = services.messaging.send
+        try:
+            queued = await run_in_threadpool(
+                send,
+                system,
+                pin,
+                message.channel,
+                message.text,
+                subject=message.subject,
+                template_id=message.template_id,
+            )
+        except NotFound as error:
+            return JSONResponse(status_code=404, content={'detail': error.message})
+        except RefusedByLaw as refused:
+            return refused_by_law(refused)
+        except BadMessage as bad:
+            return unprocessable(bad.field, bad.message)
+        except ServiceError as error:
+            return unprocessable(None, error.message)
+        return MessageQueued(id=queued.outbox_id, status=queued.status.value, channel=queued.channel.value)
 
     return router
 

@@ -22,6 +22,7 @@ from faker import Faker
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from crm.db.demo_templates import seed_templates
 from crm.db.models import (
     Base,
     Borrower,
@@ -960,6 +961,7 @@ def seed_demo(
         products = _insert_products(session)
         generator = _Generator(rng, fake, today, operator_ids, products, borrowers)
         _insert_plans(session, [generator.borrower(index) for index in range(borrowers)])
+        seed_templates(session, today)
 
 
 @functools.cache

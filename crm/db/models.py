@@ -352,15 +352,22 @@ class Mailing(Base):
     name: Mapped[str] = mapped_column(String(200))
     channel: Mapped[str] = mapped_column(String(8))  # sms | email
     template_id: Mapped[int] = mapped_column(ForeignKey('message_templates.id'))
+    # the template's text when the mailing was made: what was checked is what goes (migration 0006)
+    subject: Mapped[str | None] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text, default='', server_default='')
     segment: Mapped[str] = mapped_column(Text)  # JSON: crm.services.mailings.Segment
     # scheduled | running | paused | cancelled | done
     status: Mapped[str] = mapped_column(String(16))
     start_at: Mapped[datetime] = mapped_column(UtcDateTime)
     total: Mapped[int] = mapped_column(Integer, default=0)  # borrowers in the segment when it started
     cursor: Mapped[int] = mapped_column(Integer, default=0)  # the last borrower id queued
+    no_address: Mapped[int] = mapped_column(Integer, default=0, server_default='0')  # not queued: no address
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # its first batch
     created_by: Mapped[int | None] = mapped_column(ForeignKey('users.id'))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index('ix_mailings_status_start_at', 'status', 'start_at'),)
 
 
 class OutboxMessage(Base):
@@ -380,7 +387,7 @@ class OutboxMessage(Base):
     status: Mapped[str] = mapped_column(String(16))
     borrower_id: Mapped[int | None] = mapped_column(ForeignKey('borrowers.id', ondelete='SET NULL'))
     communication_id: Mapped[int | None] = mapped_column(ForeignKey('communications.id', ondelete='SET NULL'))
-    mailing_id: Mapped[int | None] = mapped_column(ForeignKey('mailings.id'), index=True)
+    mailing_id: Mapped[int | None] = mapped_column(ForeignKey('mailings.id'))
     operator_id: Mapped[int | None] = mapped_column(ForeignKey('users.id'))
     to_address: Mapped[str] = mapped_column(String(254))
     subject: Mapped[str | None] = mapped_column(String(300))
@@ -399,6 +406,8 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index('ix_outbox_messages_due', 'status', 'not_before', 'created_at'),
         Index('ix_outbox_messages_created', 'created_at'),
+        # a mailing queues a borrower once, whichever process queued the batch (migration 0006)
+        Index('uq_outbox_messages_mailing_borrower', 'mailing_id', 'borrower_id', unique=True),
     )
 
 

@@ -51,6 +51,7 @@ class OutboxStatus(StrEnum):
     EXPIRED = 'expired'  # its moment passed before it could go
     REFUSED = 'refused'  # refused by the law (a legal status, or no allowed moment before it expired)
     CANCELLED = 'cancelled'  # its mailing was cancelled before it went
+    PAUSED = 'paused'  # its mailing is paused: queued again when it is resumed, never claimed meanwhile
 
 
 OUTBOX_STATUS_LABELS: dict[str, str] = {
@@ -62,8 +63,9 @@ OUTBOX_STATUS_LABELS: dict[str, str] = {
     OutboxStatus.EXPIRED: 'Истёк срок',
     OutboxStatus.REFUSED: 'Запрещено 230-ФЗ',
     OutboxStatus.CANCELLED: 'Отменено',
+    OutboxStatus.PAUSED: 'Рассылка на паузе',
 }
-WAITING = frozenset({OutboxStatus.QUEUED, OutboxStatus.SENDING})
+WAITING = frozenset({OutboxStatus.QUEUED, OutboxStatus.SENDING, OutboxStatus.PAUSED})
 FINAL = frozenset(
     {
         OutboxStatus.DELIVERED,

@@ -50,8 +50,37 @@ class HistoryChanged:
     borrower_id: int
 
 
-Notification = ScreenPop | CallStateChanged | HistoryChanged
-_KINDS: dict[str, type[Notification]] = {k.kind: k for k in (ScreenPop, CallStateChanged, HistoryChanged)}
+@dataclass(frozen=True)
+class ChatChanged:
+    """A chat got a message, an answer, was read or linked to a borrower (``event``: message | reply |
+    read | linked). Every tab takes the unread counts for its badge (``operator_unread`` is the count of
+    ``operator_id``, the borrower's assigned operator; ``queue_unread`` the common queue's: unknown
+    senders and borrowers nobody is assigned to); a tab showing the borrower's card redraws its chat."""
+
+    kind: ClassVar[str] = 'chat'
+    chat_id: str
+    borrower_id: int | None
+    operator_id: int | None
+    name: str  # the borrower's full name, or the unknown sender as the chat system gave it
+    event: str
+    unread: int  # this chat's unread messages
+    operator_unread: int  # chats with unread messages among operator_id's borrowers
+    queue_unread: int  # chats with unread messages in the common queue
+
+
+@dataclass(frozen=True)
+class MailingProgress:
+    """A mailing queued a batch or changed its state: the pages showing mailings redraw its progress."""
+
+    kind: ClassVar[str] = 'mailing'
+    mailing_id: int
+    status: str  # scheduled | running | paused | cancelled | done
+
+
+Notification = ScreenPop | CallStateChanged | HistoryChanged | ChatChanged | MailingProgress
+_KINDS: dict[str, type[Notification]] = {
+    k.kind: k for k in (ScreenPop, CallStateChanged, HistoryChanged, ChatChanged, MailingProgress)
+}
 _BATCH = 'batch'
 
 

@@ -14,6 +14,7 @@ from crm.domain.actor import Actor
 from crm.domain.search_query import MAX_LENGTH, MIN_LENGTH, TOO_SHORT
 from crm.pages.components.call_panel import CALL_TIMER_JS
 from crm.pages.components.card_markup import CARD_CSS
+from crm.pages.components.chat_panel import CHAT_CSS, ChatBadge
 from crm.pages.components.workspace import Workspace
 from crm.pages.live import LiveHub
 
@@ -57,14 +58,22 @@ def frame(
     ui.colors(primary=BRAND_COLOR)
     ui.query('body').classes('bg-slate-50')
     ui.add_css(CARD_CSS)  # once per page, not per card drawn into it
+    ui.add_css(CHAT_CSS)
     ui.add_body_html(CALL_TIMER_JS)
     with ui.header(elevated=True).classes('items-center gap-4 px-4 py-2').style(f'background:{BRAND_COLOR}'):
         ui.link('Lender CRM', '/').classes('text-lg font-bold text-white no-underline')
         ui.link('Заёмщики', '/').classes('text-white no-underline opacity-90')
+        chat_badge = ChatBadge()
+        if actor.role in (Role.SUPERVISOR, Role.ADMIN):
+            ui.link('Рассылки', '/mailings').classes('text-white no-underline opacity-90')
+            ui.link('Исходящие сообщения', '/admin/outbox').classes('text-white no-underline opacity-90')
         if actor.role == Role.ADMIN:
             ui.link('Симулятор АТС', '/admin/pbx').classes('text-white no-underline opacity-90')
+            if services.chat_simulator is not None:
+                ui.link('Симулятор чата', '/chat-simulator').classes('text-white no-underline opacity-90')
             ui.link('Результаты звонков', '/admin/results').classes('text-white no-underline opacity-90')
             ui.link('API-токены', '/admin/tokens').classes('text-white no-underline opacity-90')
+            ui.link('Шаблоны сообщений', '/admin/templates').classes('text-white no-underline opacity-90')
         if search:
             search_box()
         ui.space()
@@ -78,6 +87,7 @@ def frame(
         ).tooltip('Выйти')
     with ui.column().classes('w-full max-w-screen-2xl mx-auto p-4 gap-4'):
         workspace = Workspace(services, hub, actor)
+        workspace.chats.badge = chat_badge
         with workspace.content:
             yield workspace
 

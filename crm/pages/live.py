@@ -3,7 +3,7 @@
 ``on_ui`` may be called from any thread (the bus consumer, a worker) with a message in the wire form of
 ``crm.domain.notifications``; the registry and the tabs are touched only on the event loop, where NiceGUI
 elements may be changed. Routing is by type: a screen pop and a call's state go to the tabs of the
-operator's extension, a history change to every tab (each knows whether it shows that borrower).
+operator's extension, a history change or a chat's to every tab (each knows whether it shows that borrower).
 
 A tab may also give a ``prepare`` function, run on the hub's own reader threads the moment the
 notification arrives — for the process that recorded the call, right after its commit — while the loop
@@ -27,7 +27,9 @@ from nicegui import Client, background_tasks
 from crm.domain.notifications import (
     BadNotification,
     CallStateChanged,
+    ChatChanged,
     HistoryChanged,
+    MailingProgress,
     Notification,
     ScreenPop,
     from_wire,
@@ -55,6 +57,7 @@ class LiveHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tabs: dict[str, Tab] = {}  # client id -> tab
         self._by_extension: dict[str, dict[str, Tab]] = {}  # extension -> client id -> tab
+        self._mailing_pages: dict[str, Tab] = {}  # client id -> a «Рассылки» page's listener
         self._last_dispatch = time.monotonic()
         self._readers = ThreadPoolExecutor(READERS, thread_name_prefix='crm-live-read')
 
@@ -100,6 +103,11 @@ class LiveHub:
             if not tabs:
                 self._by_extension.pop(extension, None)
 
+    def watch_mailings(self, client: Client, listener: Listener) -> None:
+        """A «Рассылки» page: it gets every ``MailingProgress`` (beside its tab's own registration)."""
+        self._mailing_pages[client.id] = Tab(client, None, listener)
+        client.on_delete(lambda: self._mailing_pages.pop(client.id, None))
+
     def watches(self, extension: str) -> bool:
         """Whether this process has a tab of ``extension`` open (asked from the bus thread)."""
         return extension in self._by_extension
@@ -120,8 +128,10 @@ class LiveHub:
         match notification:
             case ScreenPop(extension=extension) | CallStateChanged(extension=extension):
                 return self.tabs_of(extension) if extension else []
-            case HistoryChanged():
+            case HistoryChanged() | ChatChanged():  # each tab knows its card and its badge
                 return list(self._tabs.copy().values())
+            case MailingProgress():
+                return list(self._mailing_pages.copy().values())
         return []
 
     @staticmethod

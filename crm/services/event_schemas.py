@@ -133,8 +133,13 @@ def idempotency_key(event_type: str, event: Event) -> str:
     if isinstance(event, ChatMessage):
         return f'{event_type}:{event.chat_id}:{event.at.isoformat()}:{hash_text(event.text)}'
     if isinstance(event, SmsStatus):
-        return f'{event_type}:{event.message_id}:{event.status}'
+        return sms_status_key(event.message_id, event.status)
     return f'{event_type}:{event.call_id}'
+
+
+def sms_status_key(message_id: str, status: str) -> str:
+    """The key of a delivery report (the outbox looks up the ones kept for a gateway's id by it)."""
+    return f'sms.status:{message_id}:{status}'
 
 
 def hash_text(text: str) -> str:

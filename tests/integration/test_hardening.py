@@ -19,13 +19,13 @@ from sqlalchemy import func, select
 from crm import bootstrap
 from crm.api import routes
 from crm.config import Settings
-from crm.db.models import Call
+from crm.db.models import Call, OutboxMessage
 from crm.domain.errors import LoginFailed
 from crm.integrations.bus import RecordingBus
 from crm.integrations.rabbitmq import QueueNames, RabbitBus
 from crm.services import auth as auth_module
 from crm.services.auth import AuthService
-from tests.factories import make_user, unique, unique_phone
+from tests.factories import make_borrower, make_user, unique, unique_phone
 from tests.harness import delete_topology
 
 TOKEN = 'hardening-token'
@@ -137,6 +137,43 @@ def test_a_body_over_the_limit_is_413_and_a_deep_one_is_422(api) -> None:
     assert deep.status_code == 422
 
 
+@pytest.mark.parametrize(
+    ('field', 'value'),
+    [
+        ('text', 'Долг\x00' + Settings.creditor_name + Settings.creditor_phone),
+        ('subject', 'Тема\x00'),
+        ('subject', 'Тема\r\nBcc: everyone@example.com'),  # a header injected into the e-mail
+        ('text', ['a list']),
+        ('template_id', 10**30),
+        ('channel', {'$ne': 'sms'}),
+    ],
+)
+def test_a_hostile_message_over_the_api_is_a_field_named_422_and_writes_nothing(
+    api, sessions, field, value
+) -> None:
+    borrower = make_borrower(sessions, phones=(unique_phone(),))
+    body = {'channel': 'email', 'subject': 'Тема', 'text': Settings.creditor_name + Settings.creditor_phone}
+    response = api.post(
+        f'/api/v1/borrowers/{borrower.pin}/messages',
+        json=body | {field: value},
+        headers={'Authorization': f'Bearer {TOKEN}'},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()['detail'][0]['loc'] == ['body', field]
+    with sessions() as session:
+        assert not session.scalar(select(func.count()).where(OutboxMessage.borrower_id == borrower.id))
+
+
+def test_a_message_body_over_the_limit_is_413_unread(api) -> None:
+    huge = json.dumps({'channel': 'sms', 'text': 'я' * 100_000}).encode()
+    response = api.post(
+        '/api/v1/borrowers/1/messages',
+        content=huge,
+        headers={'Authorization': f'Bearer {TOKEN}', 'Content-Type': 'application/json'},
+    )
+    assert response.status_code == 413
+
+
 def post_raw(api: TestClient, content: bytes) -> Any:
     return api.post(
         '/api/v1/events',
@@ -198,7 +235,7 @@ def test_a_poison_message_is_dead_lettered_and_the_queue_goes_on(
         assert letter[1]['x-dead-reason']
     finally:
         bus.purge_events()
-        bus.stop()
+        system.stop(keep_engine=True)
         delete_topology(amqp_url, names)
 
 

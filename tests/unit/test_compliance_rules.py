@@ -1,4 +1,4 @@
-"""230-FZ rules for outgoing calls: quiet hours, day / week / month limits, legal flags, time zones."""
+"""230-FZ rules for calls and messages: quiet hours, day / week / month limits, legal flags, time zones."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from crm.domain.contact_rules import (
     Verdict,
     allowed_hours,
     check_outgoing_call,
+    check_outgoing_message,
     is_day_off,
 )
 
@@ -515,3 +516,64 @@ def test_random_histories_match_the_oracle(seed: int) -> None:
         assert verdict.reason and verdict.next_allowed_at is not None and verdict.next_allowed_at > now
         again = check(verdict.next_allowed_at, zone, calls, limits=limits)
         assert again.allowed, again.reason
+
+
+# --- messages: the same rules, their own limits and words --------------------------------------------------
+
+
+def message(now: datetime, sent: Iterable[datetime] = (), **kwargs: object) -> Verdict:
+    return check_outgoing_message(
+        now=now,
+        timezone=str(kwargs.get('zone', MOSCOW)),
+        overdue=bool(kwargs.get('overdue', True)),
+        flags=kwargs.get('flags', ()),  # type: ignore[arg-type]
+        sent_messages=sent,
+    )
+
+
+def test_messages_allow_two_a_day_then_name_the_last_one() -> None:
+    morning = [at(MOSCOW, 2025, 11, 26, 9, 0)]
+    assert message(at(MOSCOW, 2025, 11, 26, 12, 0), morning).allowed
+    two = [*morning, at(MOSCOW, 2025, 11, 26, 10, 15)]
+    verdict = message(at(MOSCOW, 2025, 11, 26, 12, 0), two)
+    assert verdict == Verdict(
+        allowed=False,
+        reason='Лимит 230-ФЗ: не более 2 сообщений в сутки '
+        '(уже 2, последнее 26.11 в 10:15 по местному времени)',
+        next_allowed_at=at(MOSCOW, 2025, 11, 27, 8, 0),
+        rule='limit_day',
+    )
+
+
+def test_messages_four_a_week_and_sixteen_a_month() -> None:
+    week = [at(MOSCOW, 2025, 11, day, 10, 0) for day in (24, 24, 25, 25)]  # Monday and Tuesday
+    verdict = message(at(MOSCOW, 2025, 11, 26, 12, 0), week)
+    assert (verdict.rule, verdict.next_allowed_at) == ('limit_week', at(MOSCOW, 2025, 12, 1, 8, 0))
+    assert 'не более 4 сообщений в неделю' in (verdict.reason or '')
+    month = [at(MOSCOW, 2025, 9, day, 10, 0) for day in (1, 2, 8, 9, 15, 16, 22, 23) for _ in (0, 1)]
+    verdict = message(at(MOSCOW, 2025, 9, 25, 12, 0), month)
+    assert (verdict.rule, verdict.next_allowed_at) == ('limit_month', at(MOSCOW, 2025, 10, 1, 8, 0))
+    assert 'не более 16 сообщений в месяц' in (verdict.reason or '')
+
+
+def test_messages_keep_the_quiet_hours_of_the_borrowers_zone() -> None:
+    verdict = message(at(VLADIVOSTOK, 2025, 11, 26, 22, 1), zone=VLADIVOSTOK)
+    assert verdict.rule == 'quiet_hours'
+    assert verdict.reason == (
+        'Тихие часы 230-ФЗ: у заёмщика 22:01 (рабочий день), отправлять сообщения можно с 08:00 до 22:00 '
+        'по местному времени'
+    )
+    assert verdict.next_allowed_at == at(VLADIVOSTOK, 2025, 11, 27, 8, 0)
+    # the same moment is 14:01 in Kaliningrad: allowed there
+    assert message(at(VLADIVOSTOK, 2025, 11, 26, 22, 1), zone=KALININGRAD).allowed
+
+
+def test_a_legal_flag_forbids_messages_in_their_own_words() -> None:
+    verdict = message(at(MOSCOW, 2025, 11, 26, 12, 0), flags=[LegalFlag.BANKRUPT])
+    assert verdict.reason == 'Сообщения запрещены: заёмщик признан банкротом или в процедуре банкротства'
+    assert (verdict.rule, verdict.next_allowed_at) == ('bankrupt', None)
+
+
+def test_no_overdue_debt_no_message_limits() -> None:
+    many = [at(MOSCOW, 2025, 11, 26, hour, 0) for hour in range(8, 12)]
+    assert message(at(MOSCOW, 2025, 11, 26, 23, 0), many, overdue=False).allowed

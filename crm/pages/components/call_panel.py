@@ -15,6 +15,7 @@ from crm.domain.contact_rules import Verdict
 from crm.domain.identifiers import format_phone
 from crm.domain.links import web_url
 from crm.domain.telephony import CallState
+from crm.pages.components.message_dialogs import MessageButtons
 from crm.pages.off_loop import service
 from crm.services.call_views import CallResult, CallView, OtherBorrower, ResultOption
 from crm.services.views import BorrowerCard
@@ -81,6 +82,7 @@ class CallPanel:
                         'Перевести звонок', 'phone_forwarded', lambda: transfer_dialog(ws)
                     )
                     self.hangup = CallButton('Завершить звонок', 'call_end', lambda: hang_up(ws), 'negative')
+                self.messages = MessageButtons(ws)  # пароль ЛК, SMS, E-mail
             with ui.row().classes('items-center gap-1 text-sm text-red-800') as self.refusal_row:
                 ui.icon('block', size='xs')
                 self.refusal = ui.label('').props('data-testid=call-refusal')
@@ -132,6 +134,7 @@ class CallPanel:
         self.hold.show(True, None if talking else 'Нет разговора')
         self.transfer.show(True, None if talking else 'Нет разговора')
         self.hangup.show(True, None if live else 'Нет звонка')
+        self.messages.update(card)
 
     def _other_holders(self, others: tuple[OtherBorrower, ...]) -> None:
         """Other borrowers with the caller's number; redrawn only when they change."""

@@ -23,6 +23,7 @@ from crm.domain import formatting as fmt
 from crm.domain.contact_rules import LEGAL_FLAG_LABELS
 from crm.domain.identifiers import format_passport, format_phone, format_snils
 from crm.domain.links import web_url
+from crm.domain.messages import OUTBOX_STATUS_LABELS
 from crm.services import views as v
 
 TEMPLATES = Path(__file__).with_name('templates')
@@ -226,7 +227,7 @@ def _entry(item: v.CommunicationItem) -> _Entry:
     if item.callback_at is not None:
         details.append(f'перезвонить {fmt.moment(item.callback_at)}')
     if item.delivery_status:
-        details.append('доставлено' if item.delivery_status == 'delivered' else 'не доставлено')
+        details.append(OUTBOX_STATUS_LABELS.get(item.delivery_status, item.delivery_status))  # «В очереди» …
     return _Entry(
         title=title,
         subtitle=fmt.moment(item.started_at) + (f' · {item.operator_name}' if item.operator_name else ''),

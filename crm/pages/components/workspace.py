@@ -14,8 +14,8 @@ from crm.bootstrap import Services
 from crm.domain.actor import Actor
 from crm.domain.contact_rules import LegalFlag, Verdict
 from crm.domain.errors import BadQuery, NotFound, ServiceError
-from crm.domain.notifications import CallStateChanged, HistoryChanged, Notification, ScreenPop
-from crm.pages.components import call_panel, card_markup, card_view
+from crm.domain.notifications import CallStateChanged, ChatChanged, HistoryChanged, Notification, ScreenPop
+from crm.pages.components import call_panel, card_markup, card_view, chat_panel
 from crm.pages.components.card_markup import CardMarkup
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import attempt, service
@@ -52,6 +52,7 @@ class Workspace:
         self.panel = call_panel.CallPanel(self)
         self.content = ui.column().classes('w-full gap-4')
         self._history: card_view.HistoryPanel | None = None
+        self.chats = chat_panel.ChatLive(self)  # the header's badge (given by the frame) and the card's chat
         self.result_options: list[ResultOption] = []
         self._call_updates = 0  # counts changes of self.call, so a slow load cannot undo a newer state
 
@@ -62,6 +63,7 @@ class Workspace:
         self.render_call()
         client = ui.context.client
         self.hub.register(client, self.actor.extension, self.on_notification, self.prepare)
+        await self.chats.start()
         token = session_token()
         ui.timer(HEARTBEAT_S, lambda: self._heartbeat(token))
 
@@ -93,6 +95,8 @@ class Workspace:
             case HistoryChanged(borrower_id=borrower_id):
                 if self.card is not None and borrower_id == self.card.id:
                     await self.refresh_history()
+            case ChatChanged():
+                await self.chats.on_change(notification)
 
     async def pop(self, pop: ScreenPop, prepared: Future[ShownPop | None] | None = None) -> None:
         """A ring. Read with the commit that recorded the call (this process did, for this tab): the call
@@ -188,6 +192,7 @@ class Workspace:
         with self.content:
             save_flags = self.save_flags if self.actor.sees_everyone else None
             self._history = card_view.show(card, drawn.markup, save_flags)
+            self.chats.show_for(card.id)
         ui.navigate.history.replace(f'/borrower/{card.id}')
 
     async def save_flags(self, flags: list[LegalFlag]) -> None:
