@@ -54,7 +54,8 @@ class NameParts:
 
 
 def parse(query: str) -> Identifier | Email | NameParts:
-    text = query.strip()
+    # control characters (NUL from a probe, a tab pasted from a table) are spaces: no database stores NUL
+    text = ''.join(' ' if ord(c) < 32 or 127 <= ord(c) < 160 else c for c in query).strip()
     if len(text) > MAX_LENGTH:
         raise QueryTooLong(TOO_LONG)
     if len(text.replace(' ', '')) < MIN_LENGTH:

@@ -66,3 +66,11 @@ def test_letters_and_digits_together_are_a_loan_number() -> None:
     parsed = parse('зм-7441271')
     assert isinstance(parsed, Identifier) and parsed.loan_number == 'ЗМ-7441271'
     assert isinstance(parse('Иванов Пётр'), NameParts)
+
+
+def test_control_characters_are_spaces() -> None:
+    """A NUL from a probe never reaches the database (PostgreSQL refuses it in text); a tab separates."""
+    assert parse('\x00ivanov@mail.ru') == parse('ivanov@mail.ru')
+    assert parse('Иванов\tИван') == parse('Иванов Иван')
+    with pytest.raises(QueryTooShort):
+        parse('@\x00')
