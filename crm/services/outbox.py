@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import String, Table, any_, bindparam, func, insert, or_, select, update
+from sqlalchemy import String, Table, any_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from crm.db.bulk import insert_many
 from crm.db.models import Communication, InboundEvent, OutboxMessage
 from crm.domain.messages import PASSWORD_MASK, MessageChannel, OutboxStatus, Purpose
 from crm.domain.notifications import HistoryChanged, Notification
@@ -77,24 +78,17 @@ def queue_many(
 ) -> list[int]:
     """Record each message's communication and its outbox row in the caller's transaction; the rows' ids.
 
-    Core statements with executemany: a mailing queues thousands at a time.
+    Set-wise (``crm.db.bulk.insert_many``): a mailing queues thousands at a time.
     """
     if not messages:
         return []
     connection = session.connection()
-    communication_ids = connection.execute(
-        insert(_communications).returning(_communications.c.id, sort_by_parameter_order=True),
-        [_communication(message, now) for message in messages],
-    ).scalars()
+    communication_ids = insert_many(connection, _communications, [_communication(m, now) for m in messages])
     rows = [
         _outbox_row(message, communication_id, now, ttl)
         for message, communication_id in zip(messages, communication_ids, strict=True)
     ]
-    return list(
-        connection.execute(
-            insert(_outbox).returning(_outbox.c.id, sort_by_parameter_order=True), rows
-        ).scalars()
-    )
+    return insert_many(connection, _outbox, rows)
 
 
 def queue(session: Session, message: NewMessage, *, now: datetime, ttl: timedelta) -> int:

@@ -26,7 +26,6 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
-    insert,
     or_,
     select,
     update,
@@ -35,6 +34,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
+from crm.db.bulk import any_of, insert_many
 from crm.db.models import Communication, OutboxAttempt, OutboxMessage, SendRate
 from crm.db.types import UtcDateTime
 from crm.db.upsert import insert_ignoring_conflicts
@@ -86,14 +86,8 @@ def mark_sending(session: Session, ids: Sequence[int], lease_until: datetime) ->
 
 
 def insert_attempts(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """The attempts' rows in one statement: ``INSERT … SELECT FROM unnest(arrays)`` on PostgreSQL (a
-    short text whatever the batch), elsewhere SQLAlchemy's multi-row INSERT."""
-    if not rows:
-        return
-    if connection.dialect.name == 'postgresql':
-        connection.execute(_INSERT_ATTEMPTS, {f'a_{n}': [row[n] for row in rows] for n in _ATTEMPT_TYPES})
-    else:
-        connection.execute(insert(attempts).returning(attempts.c.id), list(rows))
+    """The attempts' rows, set-wise (``crm.db.bulk.insert_many``)."""
+    insert_many(connection, attempts, [dict(row) for row in rows])
 
 
 @dataclass(frozen=True)
@@ -111,9 +105,10 @@ def ledger(session: Session, borrower_ids: Sequence[int], since: datetime) -> di
     found: dict[int, list[Counted]] = {borrower_id: [] for borrower_id in borrower_ids}
     if not found:
         return found
-    rows = session.connection().execute(
+    connection = session.connection()
+    rows = connection.execute(
         select(c.borrower_id, c.id, c.started_at, c.delivery_status).where(
-            c.borrower_id.in_(bindparam('ids', expanding=True)),
+            any_of(c.borrower_id, postgres=connection.dialect.name == 'postgresql'),
             c.collection.is_(True),
             c.started_at >= since,
             c.delivery_status.is_(None) | c.delivery_status.not_in(sorted(NOT_SENT)),
@@ -220,22 +215,6 @@ _ID = Integer()
 _TEXT = Text()
 _MOMENT = UtcDateTime()
 
-_ATTEMPT_TYPES: dict[str, TypeEngine[Any]] = {
-    'message_id': _ID,
-    'at': _MOMENT,
-    'outcome': String(16),
-    'detail': _TEXT,
-    'duration_ms': Integer(),
-}
-_INSERT_ATTEMPTS = insert(attempts).from_select(
-    list(_ATTEMPT_TYPES),
-    select(
-        func.unnest(*(bindparam(f'a_{name}', type_=ARRAY(kind)) for name, kind in _ATTEMPT_TYPES.items()))
-        .table_valued(*_ATTEMPT_TYPES)
-        .render_derived()
-        .alias('v')
-    ),
-)
 # Claimed: sending, one more attempt, leased until ``lease``.
 SENDING = BulkUpdate(
     {'id': _ID, 'lease': _MOMENT},
