@@ -11,7 +11,7 @@ the wire form is its fields, with ``kind`` beside them (datetimes as ISO 8601 te
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -81,6 +81,7 @@ Notification = ScreenPop | CallStateChanged | HistoryChanged | ChatChanged | Mai
 _KINDS: dict[str, type[Notification]] = {
     k.kind: k for k in (ScreenPop, CallStateChanged, HistoryChanged, ChatChanged, MailingProgress)
 }
+_FIELDS: dict[str, tuple[str, ...]] = {kind: tuple(f.name for f in fields(k)) for kind, k in _KINDS.items()}
 _BATCH = 'batch'
 
 
@@ -114,6 +115,7 @@ def from_wire(body: Mapping[str, Any]) -> list[Notification]:
 
 def _item(notification: Notification) -> dict[str, Any]:
     item: dict[str, Any] = {'kind': notification.kind}
-    for name, value in asdict(notification).items():
+    for name in _FIELDS[notification.kind]:  # flat fields: no deep copy (asdict) per item
+        value = getattr(notification, name)
         item[name] = value.isoformat() if isinstance(value, datetime) else value
     return item

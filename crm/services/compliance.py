@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import ColumnElement, Select, Table, bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,7 +31,26 @@ from crm.domain.messages import NOT_SENT
 LEDGER_DAYS = 32  # enough history for the calendar month of any time zone
 
 
-def legal_flags(borrower: Borrower) -> list[LegalFlag]:
+class ContactSubject(Protocol):
+    """What a verdict reads of a borrower: a loaded ``Borrower``, or a row of ``VERDICT_COLUMNS``."""
+
+    @property
+    def timezone(self) -> str: ...
+
+    @property
+    def days_past_due(self) -> int: ...
+
+
+# The columns a verdict reads: a batch reads them as plain rows instead of loading whole borrowers.
+VERDICT_COLUMNS = (
+    Borrower.id,
+    Borrower.timezone,
+    Borrower.days_past_due,
+    *(getattr(Borrower, flag.value) for flag in LegalFlag),
+)
+
+
+def legal_flags(borrower: ContactSubject) -> list[LegalFlag]:
     return [flag for flag in LegalFlag if getattr(borrower, flag.value)]
 
 
@@ -121,7 +140,7 @@ class ComplianceService:
 
     def message_verdict(
         self,
-        borrower: Borrower,
+        borrower: ContactSubject,
         counted: Iterable[datetime],
         *,
         now: datetime | None = None,

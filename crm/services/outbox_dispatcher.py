@@ -48,7 +48,7 @@ from crm.integrations.delivery import PermanentFailure, TemporaryFailure
 from crm.integrations.mail import EmailMessage, Mailer
 from crm.integrations.sms import SmsGateway, SmsMessage
 from crm.services import outbox_store as store
-from crm.services.compliance import LEDGER_DAYS, ComplianceService
+from crm.services.compliance import LEDGER_DAYS, VERDICT_COLUMNS, ComplianceService, ContactSubject
 from crm.services.notifier import Notifier
 from crm.services.outbox import apply_stored_reports, history_changed
 
@@ -229,10 +229,10 @@ class OutboxDispatcher:
         collection = {
             row.borrower_id for row in rows if row.purpose == Purpose.COLLECTION and row.borrower_id
         }
-        borrowers: dict[int, Borrower] = {}
+        borrowers: dict[int, Any] = {}  # rows of VERDICT_COLUMNS
         ledger: dict[int, list[store.Counted]] = {}
         if collection:
-            found = session.scalars(select(Borrower).where(Borrower.id.in_(sorted(collection))))
+            found = session.execute(select(*VERDICT_COLUMNS).where(Borrower.id.in_(sorted(collection))))
             borrowers = {borrower.id: borrower for borrower in found}
             ledger = store.ledger(session, list(borrowers), now - timedelta(days=LEDGER_DAYS))
         going: list[Any] = []
@@ -254,7 +254,7 @@ class OutboxDispatcher:
         return going, settled
 
     def _law(
-        self, borrower: Borrower, ledger: list[store.Counted], row: Any, now: datetime
+        self, borrower: ContactSubject, ledger: list[store.Counted], row: Any, now: datetime
     ) -> store.Settled | None:
         """None if the collection message may go now; else held until the next allowed moment, or
         refused (a legal flag, or no allowed moment before it expires).
