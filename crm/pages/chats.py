@@ -21,6 +21,7 @@ from crm.pages.components.chat_panel import (
     operator_view,
     scroll_view,
 )
+from crm.pages.components.coalesce import Coalesced
 from crm.pages.layout import admin_frame, frame
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import attempt, service
@@ -56,25 +57,12 @@ class InboxView:
         self.area = ui.column().classes('w-full gap-4')
         self.dialogs = ui.element('div')  # not in the area: a redraw of the lists must not close a dialog
         self.open_chat: QueueChat | None = None
-        self._busy = False
-        self._again = False
+        self.refresh = Coalesced(self._reload)
 
-    async def refresh(self) -> None:
-        if self._busy:
-            self._again = True
-            return
-        self._busy = True
-        try:
-            while True:
-                self._again = False
-                inbox = await service(self.services.chats.inbox, self.actor)
-                if self.area.is_deleted:
-                    return
-                self._draw(inbox)
-                if not self._again:
-                    return
-        finally:
-            self._busy = False
+    async def _reload(self) -> None:
+        inbox = await service(self.services.chats.inbox, self.actor)
+        if not self.area.is_deleted:
+            self._draw(inbox)
 
     async def on_change(self, change: ChatChanged) -> None:
         chat = self.open_chat

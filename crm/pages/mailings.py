@@ -22,6 +22,7 @@ from crm.domain import formatting as fmt
 from crm.domain.actor import Actor
 from crm.domain.errors import ServiceError
 from crm.domain.notifications import MailingProgress, Notification
+from crm.pages.components.coalesce import Coalesced
 from crm.pages.layout import frame
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import attempt, service
@@ -132,8 +133,7 @@ class Live:
         self._load = load
         self._wanted = wanted
         self._active = True
-        self._busy = False
-        self._again = False
+        self.refresh = Coalesced(self._reload)
         self._last = 0.0
 
     async def start(self) -> None:
@@ -149,20 +149,9 @@ class Live:
         if self._active and time.monotonic() - self._last >= REFRESH_S / 2:
             await self.refresh()
 
-    async def refresh(self) -> None:
-        if self._busy:
-            self._again = True
-            return
-        self._busy = True
-        try:
-            while True:
-                self._again = False
-                self._last = time.monotonic()
-                self._active = await self._load()
-                if not self._again:
-                    break
-        finally:
-            self._busy = False
+    async def _reload(self) -> None:
+        self._last = time.monotonic()
+        self._active = await self._load()
 
 
 class MailingForm:

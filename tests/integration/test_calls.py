@@ -10,13 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from crm import bootstrap
-from crm.bootstrap import System
-from crm.config import Settings
 from crm.db.models import Borrower, Call, Communication, InboundEvent
-from crm.domain import Role
 from crm.domain.errors import AccessDenied, ServiceError
-from crm.integrations.bus import Delivery, RecordingBus
+from crm.integrations.bus import Delivery
 from crm.services import call_events
 from crm.services.auth import to_actor
 from crm.services.call_views import CallResult
@@ -30,28 +26,8 @@ NOON_MSK = TEST_NOW
 
 
 @pytest.fixture
-def bus() -> RecordingBus:
-    return RecordingBus()
-
-
-@pytest.fixture
-def system(engine, database_url, bus, clock) -> System:
-    return bootstrap.build(Settings(database_url=database_url), engine=engine, bus=bus, clock=clock)
-
-
-@pytest.fixture
 def calls(system) -> CallService:
     return system.services.calls
-
-
-@pytest.fixture
-def inbound(system) -> InboundRouter:
-    return system.services.inbound
-
-
-@pytest.fixture
-def operator(sessions):
-    return to_actor(make_user(sessions, role=Role.OPERATOR))
 
 
 def deliver(inbound: InboundRouter, event_type: str, body: dict[str, Any] | bytes) -> list[str | None]:

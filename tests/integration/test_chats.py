@@ -9,7 +9,6 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
-from uuid import uuid4
 
 import pika
 import pytest
@@ -23,41 +22,20 @@ from crm.domain import Role
 from crm.domain.errors import NotFound, ServiceError
 from crm.domain.notifications import ChatChanged, HistoryChanged, from_wire
 from crm.integrations.bus import Delivery, RecordingBus
-from crm.integrations.rabbitmq import QueueNames, RabbitBus
+from crm.integrations.rabbitmq import RabbitBus
 from crm.services.auth import to_actor
 from crm.services.chats import ChatService
 from crm.services.compliance import counted_messages
 from crm.services.inbound import InboundRouter
 from tests.conftest import TEST_NOW
 from tests.factories import make_borrower, make_user, unique, unique_phone
-from tests.harness import delete_topology
 
 AT = '2026-11-26T12:00:00+03:00'
 
 
 @pytest.fixture
-def bus() -> RecordingBus:
-    return RecordingBus()
-
-
-@pytest.fixture
-def system(engine, database_url, bus, clock) -> System:
-    return bootstrap.build(Settings(database_url=database_url), engine=engine, bus=bus, clock=clock)
-
-
-@pytest.fixture
 def chats(system) -> ChatService:
     return system.services.chats
-
-
-@pytest.fixture
-def inbound(system) -> InboundRouter:
-    return system.services.inbound
-
-
-@pytest.fixture
-def operator(sessions):
-    return to_actor(make_user(sessions, role=Role.OPERATOR))
 
 
 def message(chat_id: str, sender: str, text: str, at: str = AT) -> dict[str, Any]:
@@ -413,13 +391,6 @@ def test_the_simulator_round_trip_in_process(engine, database_url, clock, sessio
 
 
 # --- over a real RabbitMQ --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def names(amqp_url: str) -> Iterator[QueueNames]:
-    names = QueueNames.prefixed(f'test.{uuid4().hex[:8]}.')
-    yield names
-    delete_topology(amqp_url, names)
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crm import bootstrap
 from crm.bootstrap import System
-from crm.config import Settings
 from crm.db.engine import make_sessions
 from crm.db.models import (
     AuditEntry,
@@ -34,7 +33,6 @@ from crm.domain.errors import AccessDenied, ServiceError
 from crm.domain.identifiers import name_key
 from crm.domain.messages import MessageChannel, OutboxStatus
 from crm.domain.notifications import MailingProgress, from_wire
-from crm.integrations.bus import RecordingBus
 from crm.integrations.mail import RecordingMailer
 from crm.integrations.sms import RecordingSms
 from crm.services.auth import to_actor
@@ -53,16 +51,6 @@ from tests.factories import make_user, unique
 CREDITOR_TEXT = '{{ creditor_name }}, тел. {{ contact_phone }}'
 VLADIVOSTOK = 'Asia/Vladivostok'  # UTC+10
 KALININGRAD = 'Europe/Kaliningrad'  # UTC+2
-
-
-@pytest.fixture
-def bus() -> RecordingBus:
-    return RecordingBus()
-
-
-@pytest.fixture
-def system(engine, database_url, bus, clock) -> System:
-    return bootstrap.build(Settings(database_url=database_url), engine=engine, bus=bus, clock=clock)
 
 
 @pytest.fixture

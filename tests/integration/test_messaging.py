@@ -27,11 +27,9 @@ from crm.bootstrap import System
 from crm.config import Settings
 from crm.db.models import AuditEntry, Borrower, BorrowerPhone, Communication, MessageTemplate, OutboxMessage
 from crm.db.models import User as UserRow
-from crm.domain import Role
 from crm.domain.errors import NotFound, ServiceError
 from crm.domain.messages import PASSWORD_MASK, MessageChannel, OutboxStatus, Purpose
 from crm.integrations.account import AccountUnavailable, new_password
-from crm.integrations.bus import RecordingBus
 from crm.integrations.mail import RecordingMailer
 from crm.integrations.sms import RecordingSms
 from crm.services import outbox
@@ -39,7 +37,7 @@ from crm.services.auth import to_actor
 from crm.services.compliance import counted_messages
 from crm.services.messaging import BadMessage, MessagingService, RefusedByLaw
 from tests.conftest import TEST_NOW, need_service
-from tests.factories import make_borrower, make_user, unique, unique_phone
+from tests.factories import make_borrower, unique, unique_phone
 
 TOKEN = 'messaging-api-token'
 SIGN = f'{Settings.creditor_name}, {Settings.creditor_phone}'
@@ -67,11 +65,6 @@ class RecordingAccountSite:
 
     def close(self) -> None:
         pass
-
-
-@pytest.fixture
-def bus() -> RecordingBus:
-    return RecordingBus()
 
 
 @pytest.fixture
@@ -106,11 +99,6 @@ def system(engine, database_url, bus, clock, site, sms, mail) -> Iterator[System
 @pytest.fixture
 def messaging(system) -> MessagingService:
     return system.services.messaging
-
-
-@pytest.fixture
-def operator(sessions):
-    return to_actor(make_user(sessions, role=Role.OPERATOR))
 
 
 @pytest.fixture

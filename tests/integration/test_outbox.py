@@ -85,11 +85,6 @@ def http_sms(gateway) -> Iterator[HttpSmsGateway]:
     client.close()
 
 
-@pytest.fixture
-def bus() -> RecordingBus:
-    return RecordingBus()
-
-
 def dispatcher(own, clock, sms: SmsGateway, bus=None, mail=None, **policy) -> OutboxDispatcher:
     return OutboxDispatcher(
         own,

@@ -55,11 +55,6 @@ def gateway() -> Iterator[SmsGatewayServer]:
 
 
 @pytest.fixture
-def bus() -> RecordingBus:
-    return RecordingBus()
-
-
-@pytest.fixture
 def system(engine, database_url, bus, clock, gateway) -> Iterator[System]:
     sms = HttpSmsGateway(gateway.url, TOKEN, timeout=2)
     built = bootstrap.build(
@@ -74,11 +69,6 @@ def system(engine, database_url, bus, clock, gateway) -> Iterator[System]:
     assert built.dispatcher is not None
     built.dispatcher.stop()
     sms.close()
-
-
-@pytest.fixture
-def inbound(system) -> InboundRouter:
-    return system.services.inbound
 
 
 def report(inbound: InboundRouter, message_id: str, status: str, at: str = AT) -> str | None:

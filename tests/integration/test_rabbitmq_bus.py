@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
-from uuid import uuid4
 
 import pika
 import pytest
@@ -17,7 +16,6 @@ from pika.exceptions import ChannelClosedByBroker
 
 from crm.integrations.bus import Delivery, encode
 from crm.integrations.rabbitmq import BusUnavailable, QueueNames, RabbitBus
-from tests.harness import delete_topology
 from tests.tcp_proxy import TcpProxy
 
 WAIT_S = 10.0
@@ -29,13 +27,6 @@ def broker(amqp_url: str) -> Iterator[pika.adapters.blocking_connection.Blocking
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     yield connection.channel()
     connection.close()
-
-
-@pytest.fixture
-def names(amqp_url: str) -> Iterator[QueueNames]:
-    names = QueueNames.prefixed(f'test.{uuid4().hex[:8]}.')
-    yield names
-    delete_topology(amqp_url, names)
 
 
 @pytest.fixture

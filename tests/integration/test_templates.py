@@ -37,11 +37,6 @@ def admin(sessions):
         return to_actor(session.scalar(select(User).where(User.login == 'admin')))
 
 
-@pytest.fixture
-def operator(sessions):
-    return to_actor(make_user(sessions, role=Role.OPERATOR))
-
-
 def sms(body: str = 'Оплатите {{ overdue_amount }}. ' + SIGNED, **fields) -> TemplateDraft:
     values = {'channel': 'sms', 'kind': 'overdue', 'name': f'Тест {unique()}', 'body': body} | fields
     return TemplateDraft(**values)
