@@ -27,6 +27,7 @@ from crm.db.migrate import check_ready
 from crm.domain.clock import Clock
 from crm.domain.messages import Creditor
 from crm.integrations.account import AccountSite, EmbeddedAccountSite
+from crm.integrations.bureau import CreditBureau, DemoBureau
 from crm.integrations.bus import EventBus, InProcessBus, UiHandler
 from crm.integrations.chat_simulator import ChatSimulator
 from crm.integrations.mail import Mailer, RecordingMailer
@@ -40,6 +41,7 @@ from crm.services.borrowers import BorrowerService
 from crm.services.calls import CallService
 from crm.services.chats import ChatService
 from crm.services.compliance import ComplianceService
+from crm.services.credit_history import CreditHistoryService
 from crm.services.inbound import InboundRouter, Route
 from crm.services.mailing_worker import MailingWorker
 from crm.services.mailings import MailingService
@@ -75,6 +77,7 @@ class Services:
     templates: TemplateService
     messaging: MessagingService
     mailings: MailingService
+    credit_history: CreditHistoryService
     pbx: PbxSimulator | None = None
     chat_simulator: ChatSimulator | None = None
 
@@ -94,9 +97,10 @@ class Gateways:
     sms: SmsGateway
     mail: Mailer
     account: AccountSite
+    bureau: CreditBureau
 
     def close(self) -> None:
-        for gateway in (self.sms, self.mail, self.account):
+        for gateway in (self.sms, self.mail, self.account, self.bureau):
             gateway.close()
 
 
@@ -180,9 +184,12 @@ def make_gateways(
     sms: SmsGateway | None = None,
     mail: Mailer | None = None,
     account: AccountSite | None = None,
+    bureau: CreditBureau | None = None,
+    *,
+    clock: Clock | None = None,
 ) -> Gateways:
     """The given adapters, else the real ones the settings name (CRM_SMS_GATEWAY_URL, CRM_SMTP_URL,
-    CRM_ACCOUNT_URL), else the embedded ones."""
+    CRM_ACCOUNT_URL, CRM_BUREAU_URL), else the embedded ones."""
     if sms is None and settings.sms_gateway_url:
         from crm.integrations.sms_http import HttpSmsGateway
 
@@ -195,7 +202,16 @@ def make_gateways(
         from crm.integrations.account_http import HttpAccountSite
 
         account = HttpAccountSite(settings.account_url)
-    return Gateways(sms or RecordingSms(), mail or RecordingMailer(), account or EmbeddedAccountSite())
+    if bureau is None and settings.bureau_url:
+        from crm.integrations.bureau_http import HttpBureau
+
+        bureau = HttpBureau(settings.bureau_url)
+    return Gateways(
+        sms or RecordingSms(),
+        mail or RecordingMailer(),
+        account or EmbeddedAccountSite(),
+        bureau or DemoBureau(clock or settings.clock()),
+    )
 
 
 def creditor_of(settings: Settings) -> Creditor:
@@ -211,6 +227,7 @@ def build(
     sms: SmsGateway | None = None,
     mail: Mailer | None = None,
     account: AccountSite | None = None,
+    bureau: CreditBureau | None = None,
     dispatcher: bool | None = None,
 ) -> System:
     """Build every service with the given adapters, or the ones the settings name.
@@ -221,7 +238,7 @@ def build(
     engine = engine or make_engine(settings.database_url, statement_timeout_ms=settings.statement_timeout_ms)
     bus = bus or make_bus(settings)
     clock = clock or settings.clock()
-    gateways = make_gateways(settings, sms, mail, account)
+    gateways = make_gateways(settings, sms, mail, account, bureau, clock=clock)
     sessions = make_sessions(engine, clock)
     compliance = ComplianceService(
         sessions, settings.call_limits(), message_limits=settings.message_limits(), clock=clock
@@ -296,6 +313,7 @@ def build(
         outbox=OutboxService(
             sessions, clock, notifier=Notifier(bus), ttl=timedelta(hours=settings.outbox_ttl_hours)
         ),
+        credit_history=CreditHistoryService(sessions, gateways.bureau, clock=clock),
         pbx=pbx,
         chat_simulator=chat_simulator,
     )

@@ -448,3 +448,34 @@ class Chat(Base):
     unread: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_message_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class BureauReport(Base):
+    """A credit-bureau report as it came (its wire JSON), kept so the card shows it without asking again."""
+
+    __tablename__ = 'bureau_reports'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    borrower_id: Mapped[int] = mapped_column(ForeignKey('borrowers.id', ondelete='CASCADE'))
+    taken_at: Mapped[datetime] = mapped_column(UtcDateTime)  # when the CRM got it
+    generated_at: Mapped[datetime] = mapped_column(UtcDateTime)  # when the bureau made it
+    report: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey('users.id'))
+
+    __table_args__ = (Index('ix_bureau_reports_borrower_id_taken_at', 'borrower_id', 'taken_at'),)
+
+
+class Consent(Base):
+    """A borrower's consent on record (``kind`` 'bureau': to ask the credit bureau about them)."""
+
+    __tablename__ = 'consents'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    borrower_id: Mapped[int] = mapped_column(ForeignKey('borrowers.id', ondelete='CASCADE'))
+    kind: Mapped[str] = mapped_column(String(32))
+    given_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey('users.id'))
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index('ix_consents_borrower_id_kind_given_at', 'borrower_id', 'kind', 'given_at'),)

@@ -101,6 +101,11 @@ def render(card: v.BorrowerCard, now: datetime) -> CardMarkup:
     )
 
 
+def bureau_slot(borrower_id: int) -> str:
+    """The id of the place in the «Кредитная история» tab the bureau's part is drawn into, after the card."""
+    return f'crm-bureau-{borrower_id}'
+
+
 def history(items: tuple[v.CommunicationItem, ...], total: int) -> str:
     entries = [_entry(item) for item in items]
     return _ENV.get_template('card_history.html').render(entries=entries, total=total)
@@ -152,6 +157,7 @@ class _Tab:
     rows: list[list[str]]
     empty: str
     heading: str = ''
+    slot: str = ''  # the id of an empty element after the table, for a part drawn later (bureau_panel)
 
 
 def _tabs(card: v.BorrowerCard) -> list[_Tab]:
@@ -189,6 +195,7 @@ def _tabs(card: v.BorrowerCard) -> list[_Tab]:
             applications,
             'Заявок нет',
             heading='Заявки в компании',
+            slot=bureau_slot(card.id),
         ),
         _Tab(
             'products',

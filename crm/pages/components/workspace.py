@@ -15,7 +15,7 @@ from crm.domain.actor import Actor
 from crm.domain.contact_rules import LegalFlag, Verdict
 from crm.domain.errors import BadQuery, NotFound, ServiceError
 from crm.domain.notifications import CallStateChanged, ChatChanged, HistoryChanged, Notification, ScreenPop
-from crm.pages.components import call_panel, card_markup, card_view, chat_panel
+from crm.pages.components import bureau_panel, call_panel, card_markup, card_view, chat_panel
 from crm.pages.components.card_markup import CardMarkup
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import attempt, service
@@ -193,6 +193,7 @@ class Workspace:
             save_flags = self.save_flags if self.actor.sees_everyone else None
             self._history = card_view.show(card, drawn.markup, save_flags)
             self.chats.show_for(card.id)
+            bureau_panel.BureauPanel(self.services, self.actor, card.id)  # reads the kept report later
         ui.navigate.history.replace(f'/borrower/{card.id}')
 
     async def save_flags(self, flags: list[LegalFlag]) -> None:
