@@ -33,7 +33,7 @@ from crm.integrations.chat_simulator import ChatSimulator
 from crm.integrations.mail import Mailer, RecordingMailer
 from crm.integrations.pbx_simulator import PbxSimulator
 from crm.integrations.sms import RecordingSms, SmsGateway
-from crm.services import call_events, chats, outbox
+from crm.services import call_events, chats, outbox, payments
 from crm.services.api_tokens import ApiTokenService
 from crm.services.audit import AuditService
 from crm.services.auth import AuthService
@@ -49,6 +49,7 @@ from crm.services.messaging import MessagingService
 from crm.services.notifier import Notifier
 from crm.services.outbox_dispatcher import DispatchPolicy, OutboxDispatcher
 from crm.services.outbox_views import OutboxService
+from crm.services.promises import PromiseChecker, PromiseRules, PromiseService
 from crm.services.result_codes import ResultCodeService
 from crm.services.screen_pops import ScreenPopReads
 from crm.services.sessions import SessionService
@@ -78,6 +79,7 @@ class Services:
     messaging: MessagingService
     mailings: MailingService
     credit_history: CreditHistoryService
+    promises: PromiseService
     pbx: PbxSimulator | None = None
     chat_simulator: ChatSimulator | None = None
 
@@ -244,8 +246,9 @@ def build(
         sessions, settings.call_limits(), message_limits=settings.message_limits(), clock=clock
     )
     calls = CallService(sessions, bus, compliance, clock=clock)
-    borrowers = BorrowerService(sessions, compliance=compliance)
+    borrowers = BorrowerService(sessions, compliance=compliance, clock=clock)
     screen_pops = ScreenPopReads(borrowers)
+    promise_rules = PromiseRules(share=settings.promise_kept_share, grace_days=settings.promise_grace_days)
     inbound = InboundRouter(
         sessions,
         Notifier(bus),
@@ -255,6 +258,9 @@ def build(
             'telephony.call.ended': Route(call_events.answered_or_ended),
             'chat.message.received': Route(chats.chat_received, batch=True),
             'sms.status': Route(outbox.sms_status),
+            'loan.payment.received': Route(
+                partial(payments.payment_received, rules=promise_rules), batch=True
+            ),
         },
         clock=clock,
     )
@@ -314,6 +320,7 @@ def build(
             sessions, clock, notifier=Notifier(bus), ttl=timedelta(hours=settings.outbox_ttl_hours)
         ),
         credit_history=CreditHistoryService(sessions, gateways.bureau, clock=clock),
+        promises=PromiseService(sessions, Notifier(bus), clock=clock),
         pbx=pbx,
         chat_simulator=chat_simulator,
     )
@@ -336,6 +343,7 @@ def build(
             ttl=timedelta(hours=settings.outbox_ttl_hours),
         )
     ]
+    workers.append(PromiseChecker(sessions, Notifier(bus), rules=promise_rules, clock=clock))
     sends_outbox = settings.outbox_dispatcher if dispatcher is None else dispatcher
     if sends_outbox:
         workers.append(outbox_dispatcher)

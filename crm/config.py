@@ -80,6 +80,8 @@ class Settings:
     outbox_max_attempts: int = 8
     outbox_ttl_hours: int = 72  # a message not sent by then expires (held ones wait for the law's window)
     outbox_dispatcher: bool = True  # this process sends the outbox (any number of processes may)
+    promise_kept_share: float = 1.0  # a promise is kept when payments reach this share of its amount
+    promise_grace_days: int = 1  # payments up to this many days after the promised date still count
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -122,6 +124,8 @@ class Settings:
             outbox_max_attempts=int(env.get('CRM_OUTBOX_MAX_ATTEMPTS') or 8),
             outbox_ttl_hours=int(env.get('CRM_OUTBOX_TTL_HOURS') or 72),
             outbox_dispatcher=_flag(env.get('CRM_OUTBOX_DISPATCHER'), True),
+            promise_kept_share=float(env.get('CRM_PROMISE_KEPT_SHARE') or 1.0),
+            promise_grace_days=int(env.get('CRM_PROMISE_GRACE_DAYS') or 1),
         )
 
     def call_limits(self) -> CallLimits:

@@ -479,3 +479,40 @@ class Consent(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     __table_args__ = (Index('ix_consents_borrower_id_kind_given_at', 'borrower_id', 'kind', 'given_at'),)
+
+
+class Promise(Base):
+    """A borrower's promise to pay: kept when payments reach a share of it by its date and the grace."""
+
+    __tablename__ = 'promises'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    borrower_id: Mapped[int] = mapped_column(ForeignKey('borrowers.id', ondelete='CASCADE'), index=True)
+    loan_id: Mapped[int | None] = mapped_column(ForeignKey('loans.id', ondelete='SET NULL'))
+    communication_id: Mapped[int | None] = mapped_column(ForeignKey('communications.id', ondelete='SET NULL'))
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey('users.id'))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    due_on: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))  # open | kept | partly_kept | broken | cancelled
+    paid_amount: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index('ix_promises_status_due_on', 'status', 'due_on'),
+        Index('ix_promises_operator_id_due_on', 'operator_id', 'due_on'),
+    )
+
+
+class Payment(Base):
+    """A payment the loan system reported (``loan.payment.received``), once per ``payment_id``."""
+
+    __tablename__ = 'payments'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[str] = mapped_column(String(128), unique=True)
+    loan_id: Mapped[int] = mapped_column(ForeignKey('loans.id', ondelete='CASCADE'), index=True)
+    borrower_id: Mapped[int] = mapped_column(ForeignKey('borrowers.id', ondelete='CASCADE'), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)  # when it was paid
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)  # when the CRM got it

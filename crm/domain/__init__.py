@@ -25,6 +25,7 @@ CHANNEL_LABELS = {
     'chat': 'Чат',
     'password': 'Пароль ЛК',
     'note': 'Заметка',
+    'payment': 'Платёж',
 }
 
 # Results of a contact; "reached" tells whether the borrower was actually spoken to.

@@ -33,6 +33,8 @@ OPERATOR_COLUMN: dict[str, Any] = {
 }
 PER_PAGE_OPTIONS = [25, 50, 100]
 
+PROMISE_FILTERS = {None: 'Все', 'today': 'Обещания на сегодня', 'broken': 'Нарушенные обещания'}
+
 
 def table_rows(page: Page) -> list[dict]:
     return [
@@ -99,6 +101,7 @@ def register(services: Services, hub: LiveHub) -> None:
                     state['query'],
                     page=1,
                     overdue_only=bool(overdue.value),
+                    promises=promise_select.value,
                     operator_id=operator_select.value if operator_select else None,
                 )
             )
@@ -108,6 +111,8 @@ def register(services: Services, hub: LiveHub) -> None:
             with ui.row().classes('w-full items-center gap-6'):
                 ui.label(title).classes('text-xl font-semibold')
                 overdue = ui.checkbox('Только с просрочкой', on_change=on_filter)
+                promise_select = ui.select(PROMISE_FILTERS, value=None, label='Обещания', on_change=on_filter)
+                promise_select.props('outlined dense').classes('w-64').mark('promise-filter')
                 operator_select = None
                 if actor.sees_everyone:
                     options = {None: 'Все сотрудники'} | {

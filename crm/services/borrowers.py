@@ -16,11 +16,13 @@ from crm.db.models import (
 )
 from crm.domain import Role, search_query
 from crm.domain.actor import Actor
+from crm.domain.clock import Clock, system_clock
 from crm.domain.contact_rules import LegalFlag, Verdict
 from crm.domain.errors import AccessDenied, NotFound
 from crm.services import audit, cards
 from crm.services import views as v
 from crm.services.compliance import ComplianceService, legal_flags
+from crm.services.promises import promise_filter
 from crm.services.views import SORTS, ListQuery
 
 SORT_COLUMNS: dict[str, InstrumentedAttribute] = {  # ListQuery.sort → the column (views.SORTS)
@@ -43,9 +45,14 @@ class OperatorOption:
 
 class BorrowerService:
     def __init__(
-        self, sessions: sessionmaker[Session], *, compliance: ComplianceService | None = None
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        compliance: ComplianceService | None = None,
+        clock: Clock = system_clock,
     ) -> None:
         self._sessions = sessions
+        self._clock = clock
         self._compliance = compliance or ComplianceService(sessions)  # the card's verdict on a call now
 
     # --- the list -------------------------------------------------------------------------------
@@ -62,6 +69,8 @@ class BorrowerService:
             conditions.append(Borrower.assigned_operator_id == operator_id)
         if query.overdue_only:
             conditions.append(Borrower.days_past_due > 0)
+        if query.promises is not None:
+            conditions.append(promise_filter(query.promises, self._clock()))
         column = SORT_COLUMNS[query.sort]
         order = column.desc().nulls_last() if query.descending else column.asc().nulls_last()
         tiebreak = Borrower.id.desc() if query.descending else Borrower.id.asc()

@@ -13,16 +13,17 @@ from collections.abc import Collection
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm.db.models import Borrower, Call, Communication, ResultCode, User
+from crm.db.models import Borrower, Call, Communication, Promise, ResultCode, User
 from crm.domain import Role
 from crm.domain.actor import Actor
 from crm.domain.clock import Clock, system_clock
 from crm.domain.errors import AccessDenied, NotFound, ServiceError
 from crm.domain.identifiers import phone_key
 from crm.domain.notifications import HistoryChanged
+from crm.domain.promises import PromiseStatus
 from crm.domain.telephony import DONE_STATES, LIVE_STATES, CallState
 from crm.integrations.bus import EventBus
 from crm.services import audit
@@ -31,6 +32,7 @@ from crm.services.call_views import CallResult, CallView, ResultOption, call_vie
 from crm.services.compliance import ComplianceService
 from crm.services.notifier import Notifier
 from crm.services.phone_holders import first_holder
+from crm.services.promises import new_promise
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +222,7 @@ class CallService:
             communication.promise_amount = amount
             communication.promise_date = promise_date
             communication.callback_at = callback_at
+            _replace_promise(session, communication, actor, now)
             audit.record(
                 session,
                 'call.result',
@@ -311,3 +314,25 @@ def _validate_result(
             raise ServiceError('Время обратного звонка должно быть в будущем')
         callback_at = result.callback_at
     return amount, promise_date, callback_at
+
+
+def _replace_promise(session: Session, communication: Communication, actor: Actor, now: datetime) -> None:
+    """The call's promise, if its result has one; a result saved again replaces the open one it made."""
+    session.execute(
+        update(Promise)
+        .where(Promise.communication_id == communication.id, Promise.status == str(PromiseStatus.OPEN))
+        .values(status=str(PromiseStatus.CANCELLED), closed_at=now)
+    )
+    amount, due_on = communication.promise_amount, communication.promise_date
+    if communication.borrower_id is None or amount is None or due_on is None:
+        return
+    session.add(
+        new_promise(
+            borrower_id=communication.borrower_id,
+            operator_id=actor.id,
+            amount=amount,
+            due_on=due_on,
+            now=now,
+            communication_id=communication.id,
+        )
+    )

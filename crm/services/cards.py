@@ -23,6 +23,7 @@ from crm.db.models import (
     Loan,
     Product,
     ProductSale,
+    Promise,
     User,
 )
 from crm.domain.errors import NotFound
@@ -52,6 +53,7 @@ _sales, _products, _communications, _users = (
     _table(Communication),
     _table(User),
 )
+_promises = _table(Promise)
 
 PHONES: Select[Any] = (
     select(*_columns(v.Phone, BorrowerPhone, number=_phones.c.phone))
@@ -74,9 +76,22 @@ PRODUCTS: Select[Any] = (
     .where(_sales.c.borrower_id == _BORROWER)
     .order_by(_sales.c.sold_at.desc())
 )
+# the promise a contact recorded (a result saved again cancels its first one: the newest counts)
+PROMISE_OF_CONTACT = (
+    select(_promises.c.status)
+    .where(_promises.c.communication_id == _communications.c.id)
+    .order_by(_promises.c.id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
 HISTORY: Select[Any] = (
     select(
-        *_columns(v.CommunicationItem, Communication, operator_name=_users.c.full_name),
+        *_columns(
+            v.CommunicationItem,
+            Communication,
+            operator_name=_users.c.full_name,
+            promise_status=PROMISE_OF_CONTACT,  # type: ignore[arg-type]
+        ),
         func.count().over(),  # the total rides along on each row
     )
     .outerjoin(_users, _users.c.id == _communications.c.operator_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -82,13 +83,21 @@ class SmsStatus(_Event):
     at: Moment
 
 
-Event = CallIncoming | CallAnswered | CallEnded | ChatMessage | SmsStatus
+class PaymentReceived(_Event):
+    payment_id: Id
+    loan_number: str = Field(min_length=1, max_length=32)
+    amount: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
+    at: Moment
+
+
+Event = CallIncoming | CallAnswered | CallEnded | ChatMessage | SmsStatus | PaymentReceived
 EVENT_TYPES: dict[str, type[Event]] = {
     'telephony.call.incoming': CallIncoming,
     'telephony.call.answered': CallAnswered,
     'telephony.call.ended': CallEnded,
     'chat.message.received': ChatMessage,
     'sms.status': SmsStatus,
+    'loan.payment.received': PaymentReceived,
 }
 
 
@@ -134,6 +143,8 @@ def idempotency_key(event_type: str, event: Event) -> str:
         return f'{event_type}:{event.chat_id}:{event.at.isoformat()}:{hash_text(event.text)}'
     if isinstance(event, SmsStatus):
         return sms_status_key(event.message_id, event.status)
+    if isinstance(event, PaymentReceived):
+        return f'{event_type}:{event.payment_id}'
     return f'{event_type}:{event.call_id}'
 
 

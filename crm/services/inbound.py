@@ -174,6 +174,9 @@ class InboundRouter:
             log.info('event %s applied concurrently elsewhere', idempotency_key(event_type, event))
         except DATABASE_AWAY:
             raise
+        except BadEvent as error:  # the handler's refusal (e.g. a payment for an unknown loan)
+            log.warning('event %s refused: %s', idempotency_key(event_type, event), error.reason)
+            return error.reason
         except Exception as error:
             log.error('event %s could not be applied', idempotency_key(event_type, event), exc_info=True)
             return f'processing failed: {type(error).__name__}: {error}'[:500]

@@ -123,6 +123,7 @@ class CommunicationItem:
     duration_s: int | None
     recording_url: str | None = None
     callback_at: datetime | None = None
+    promise_status: str | None = None  # what became of the promise this contact recorded (PromiseStatus)
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,7 @@ SORTS = ('name', 'total_debt', 'overdue_amount', 'days_past_due', 'last_contact_
 class ListQuery:
     operator_id: int | None = None  # None: the actor's own for an operator, everyone for the others
     overdue_only: bool = False
+    promises: str | None = None  # 'today': a promise due today; 'broken': one broken in the last 30 days
     sort: str = 'days_past_due'
     descending: bool = True
     page: int = 1

@@ -24,6 +24,7 @@ from crm.domain.contact_rules import LEGAL_FLAG_LABELS
 from crm.domain.identifiers import format_passport, format_phone, format_snils
 from crm.domain.links import web_url
 from crm.domain.messages import OUTBOX_STATUS_LABELS
+from crm.domain.promises import PROMISE_STATUS_LABELS
 from crm.services import views as v
 
 TEMPLATES = Path(__file__).with_name('templates')
@@ -38,6 +39,7 @@ CHANNEL_ICONS = {
     'chat': 'chat',
     'password': 'key',
     'note': 'edit_note',
+    'payment': 'payments',
 }
 RESULT_COLORS = {'promise': 'positive', 'paid': 'positive', 'refusal': 'negative', 'wrong_number': 'negative'}
 LOAN_HEADERS = [
@@ -231,6 +233,8 @@ def _entry(item: v.CommunicationItem) -> _Entry:
         details.append(f'длительность {fmt.duration(item.duration_s)}')
     if item.promise_amount is not None:
         details.append(f'обещание {fmt.money(item.promise_amount)} до {fmt.day(item.promise_date)}')
+    if item.promise_status is not None:  # «Открыто», «Выполнено», «Нарушено» …
+        details.append(PROMISE_STATUS_LABELS.get(item.promise_status, item.promise_status))
     if item.callback_at is not None:
         details.append(f'перезвонить {fmt.moment(item.callback_at)}')
     if item.delivery_status:
