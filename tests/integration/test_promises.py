@@ -92,7 +92,9 @@ def test_payment_lowers_debt_overdue_first_and_lands_in_history(system, inbound,
     assert deliver(inbound, payment(loan, '5000')) == [None]  # never below zero
     assert debts(sessions, borrower_id) == (0, 0, 0, 0)
     with sessions() as session:
-        kept = session.scalars(select(Communication).where(Communication.borrower_id == borrower_id)).all()
+        kept = session.scalars(
+            select(Communication).where(Communication.borrower_id == borrower_id).order_by(Communication.id)
+        ).all()
         assert [c.channel for c in kept] == ['payment'] * 3
         assert kept[0].body == f'Платёж {money(Decimal("4000.50"))} по займу {loan}'
     assert {'kind': 'history', 'borrower_id': borrower_id} in bus.ui
