@@ -20,7 +20,12 @@ from tests.ui.conftest import WAIT, log_in, until
 
 
 def bureau_part(user: User) -> ui.html | None:
-    found = [h for h in user.find(kind=ui.html).elements if 'data-testid="card-bureau"' in h.content]
+    """The bureau's part of the card, or None while it (or the card, right after the login) is not drawn."""
+    try:
+        shown = user.find(kind=ui.html).elements
+    except AssertionError:  # no markup on the page yet: the login's navigation has not happened
+        return None
+    found = [h for h in shown if 'data-testid="card-bureau"' in h.content]
     return found[0] if found else None
 
 
