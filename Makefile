@@ -32,6 +32,8 @@ bench: install
 	$(PY) bench/ring.py
 	$(PY) bench/screen_pop.py
 	$(PY) bench/outbox.py
+	$(PY) bench/requests.py
+	$(PY) bench/payments.py
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -40,14 +40,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, text
-from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.harness, tests.loopback
 
 from crm import bootstrap
 from crm.config import Settings
 from crm.db.engine import make_engine, make_sessions
-from crm.db.migrate import create_database_if_missing, upgrade
+from crm.db.migrate import upgrade
 from crm.db.models import (
     Borrower,
     BorrowerPhone,
@@ -70,7 +69,7 @@ from crm.services.mailing_worker import BATCH_SIZE, MailingWorker
 from crm.services.notifier import Notifier
 from crm.services.outbox_dispatcher import DispatchPolicy, OutboxDispatcher
 from crm.services.segments import Segment, flags_of, segment_query, usable_address
-from tests.harness import reset_postgres_schema
+from tests.harness import bench_database_url
 from tests.loopback import SmsGatewayProcess
 
 log = logging.getLogger('bench.outbox')
@@ -105,17 +104,7 @@ DISPATCH = DispatchPolicy(sms_sender='DEMOZAIM', poll_seconds=0.05)  # the rate 
 
 
 def database_url() -> str:
-    url = os.environ.get('CRM_BENCH_DATABASE_URL')
-    if not url:
-        SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
-        for suffix in ('', '-wal', '-shm'):
-            Path(f'{SQLITE_PATH}{suffix}').unlink(missing_ok=True)
-        return f'sqlite:///{SQLITE_PATH}'
-    parsed = make_url(url)
-    own = parsed.set(database=f'{parsed.database}_outbox').render_as_string(hide_password=False)
-    create_database_if_missing(own)
-    reset_postgres_schema(own)
-    return own
+    return bench_database_url('outbox', SQLITE_PATH)
 
 
 # --- the base ---------------------------------------------------------------------------------------

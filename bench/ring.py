@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.harness
 
@@ -36,10 +35,10 @@ from crm import bootstrap
 from crm.config import Settings
 from crm.db.demo import seed_demo
 from crm.db.engine import make_engine, make_sessions
-from crm.db.migrate import create_database_if_missing, upgrade
+from crm.db.migrate import upgrade
 from crm.db.models import BorrowerPhone, User
 from crm.integrations.bus import Delivery, RecordingBus
-from tests.harness import reset_postgres_schema
+from tests.harness import bench_database_url
 
 log = logging.getLogger('bench.ring')
 
@@ -49,16 +48,7 @@ EXTENSION = '101'  # operator1 of the demo data: the tab this process holds
 
 
 def database_url() -> str:
-    url = os.environ.get('CRM_BENCH_DATABASE_URL')
-    if not url:
-        SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
-        SQLITE_PATH.unlink(missing_ok=True)
-        return f'sqlite:///{SQLITE_PATH}'
-    parsed = make_url(url)
-    own = parsed.set(database=f'{parsed.database}_ring').render_as_string(hide_password=False)
-    create_database_if_missing(own)
-    reset_postgres_schema(own)
-    return own
+    return bench_database_url('ring', SQLITE_PATH)
 
 
 def summary(values: Sequence[float]) -> dict[str, float]:

@@ -60,7 +60,7 @@ from crm.db.models import AuditEntry, Borrower, BorrowerPhone, Call, InboundEven
 from crm.domain import Role
 from crm.domain.passwords import hash_password
 from crm.integrations.bus import EVENTS_EXCHANGE, EVENTS_QUEUE
-from tests.harness import CHROMIUM, CHROMIUM_ARGS, reset_postgres_schema
+from tests.harness import CHROMIUM, CHROMIUM_ARGS, purge_events_queue, reset_postgres_schema
 
 log = logging.getLogger('bench.screen_pop')
 
@@ -341,25 +341,14 @@ def prepare_vhost(url: str, vhost: str) -> str:
             log.info('RabbitMQ vhost %s', vhost)
         except (OSError, RuntimeError, subprocess.SubprocessError) as error:
             log.warning('no vhost of its own (%s): using the URL as given', error)
-    purge_events_queue(url)
+    purge_old_events(url)
     return url
 
 
-def purge_events_queue(url: str) -> None:
-    import pika
-    from pika.exceptions import ChannelClosedByBroker
-
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        channel = connection.channel()
-        try:
-            purged = channel.queue_purge(EVENTS_QUEUE).method.message_count
-            if purged:
-                log.info('purged %d old messages from %s', purged, EVENTS_QUEUE)
-        except ChannelClosedByBroker:  # the queue does not exist yet: the app declares it
-            pass
-    finally:
-        connection.close()
+def purge_old_events(url: str) -> None:
+    purged = purge_events_queue(url)
+    if purged:
+        log.info('purged %d old messages from %s', purged, EVENTS_QUEUE)
 
 
 def queue_consumers(url: str) -> int:

@@ -30,10 +30,11 @@ from crm.integrations.account import AccountSite, EmbeddedAccountSite
 from crm.integrations.bureau import CreditBureau, DemoBureau
 from crm.integrations.bus import EventBus, InProcessBus, UiHandler
 from crm.integrations.chat_simulator import ChatSimulator
+from crm.integrations.loan_system_simulator import LoanSystemSimulator
 from crm.integrations.mail import Mailer, RecordingMailer
 from crm.integrations.pbx_simulator import PbxSimulator
 from crm.integrations.sms import RecordingSms, SmsGateway
-from crm.services import call_events, chats, outbox, payments
+from crm.services import call_events, chats, outbox, payments, products
 from crm.services.api_tokens import ApiTokenService
 from crm.services.audit import AuditService
 from crm.services.auth import AuthService
@@ -49,7 +50,11 @@ from crm.services.messaging import MessagingService
 from crm.services.notifier import Notifier
 from crm.services.outbox_dispatcher import DispatchPolicy, OutboxDispatcher
 from crm.services.outbox_views import OutboxService
+from crm.services.products import ProductService, SaleSweeper
 from crm.services.promises import PromiseChecker, PromiseRules, PromiseService
+from crm.services.request_hooks import broken_promise_hook
+from crm.services.request_views import RequestViews
+from crm.services.requests import RequestService
 from crm.services.result_codes import ResultCodeService
 from crm.services.screen_pops import ScreenPopReads
 from crm.services.sessions import SessionService
@@ -80,8 +85,12 @@ class Services:
     mailings: MailingService
     credit_history: CreditHistoryService
     promises: PromiseService
+    requests: RequestService
+    request_views: RequestViews  # «Обращения»: the list, its filters and CSV
+    products: ProductService
     pbx: PbxSimulator | None = None
     chat_simulator: ChatSimulator | None = None
+    loan_system: LoanSystemSimulator | None = None  # the built-in loan system (CRM_LOAN_SYSTEM_SIMULATOR)
 
 
 class Worker(Protocol):
@@ -152,6 +161,8 @@ class System:
                 self.services.pbx.attach()
             if self.services.chat_simulator is not None:
                 self.services.chat_simulator.attach()
+            if self.services.loan_system is not None:
+                self.services.loan_system.attach()
             for worker in self.workers:
                 worker.start()
 
@@ -242,25 +253,34 @@ def build(
     clock = clock or settings.clock()
     gateways = make_gateways(settings, sms, mail, account, bureau, clock=clock)
     sessions = make_sessions(engine, clock)
+    call_limits = settings.call_limits()  # also the requests' calendar (their 15 working days)
     compliance = ComplianceService(
-        sessions, settings.call_limits(), message_limits=settings.message_limits(), clock=clock
+        sessions, call_limits, message_limits=settings.message_limits(), clock=clock
     )
-    calls = CallService(sessions, bus, compliance, clock=clock)
+    promise_rules = PromiseRules(
+        share=settings.promise_kept_share,
+        grace_days=settings.promise_grace_days,
+        max_days=settings.promise_max_days,
+    )
+    calls = CallService(sessions, bus, compliance, clock=clock, promise_max_days=promise_rules.max_days)
     borrowers = BorrowerService(sessions, compliance=compliance, clock=clock)
     screen_pops = ScreenPopReads(borrowers)
-    promise_rules = PromiseRules(share=settings.promise_kept_share, grace_days=settings.promise_grace_days)
     inbound = InboundRouter(
         sessions,
         Notifier(bus),
         {
-            'telephony.call.incoming': Route(partial(call_events.incoming, pops=screen_pops), batch=True),
+            'telephony.call.incoming': Route(
+                partial(call_events.incoming, pops=screen_pops, limits=call_limits), batch=True
+            ),
             'telephony.call.answered': Route(call_events.answered_or_ended),
             'telephony.call.ended': Route(call_events.answered_or_ended),
-            'chat.message.received': Route(chats.chat_received, batch=True),
+            'chat.message.received': Route(partial(chats.chat_received, limits=call_limits), batch=True),
             'sms.status': Route(outbox.sms_status),
             'loan.payment.received': Route(
                 partial(payments.payment_received, rules=promise_rules), batch=True
             ),
+            'product.sale.confirmed': Route(products.sale_decided),
+            'product.sale.rejected': Route(products.sale_decided),
         },
         clock=clock,
     )
@@ -297,6 +317,7 @@ def build(
             TemplateService(sessions, creditor_of(settings), clock=clock),
             creditor_of(settings),
             clock,
+            limits=call_limits,
         ),
         templates=TemplateService(sessions, creditor_of(settings), clock=clock),
         messaging=MessagingService(
@@ -320,9 +341,15 @@ def build(
             sessions, clock, notifier=Notifier(bus), ttl=timedelta(hours=settings.outbox_ttl_hours)
         ),
         credit_history=CreditHistoryService(sessions, gateways.bureau, clock=clock),
-        promises=PromiseService(sessions, Notifier(bus), clock=clock),
+        promises=PromiseService(sessions, Notifier(bus), rules=promise_rules, clock=clock),
+        requests=RequestService(sessions, Notifier(bus), limits=call_limits, clock=clock),
+        request_views=RequestViews(sessions, limits=call_limits, clock=clock),
+        products=ProductService(sessions, bus, Notifier(bus), clock=clock),
         pbx=pbx,
         chat_simulator=chat_simulator,
+        loan_system=LoanSystemSimulator(bus, delay_s=settings.loan_system_delay_s)
+        if settings.loan_system_simulator
+        else None,
     )
     outbox_dispatcher = OutboxDispatcher(
         sessions,
@@ -343,7 +370,11 @@ def build(
             ttl=timedelta(hours=settings.outbox_ttl_hours),
         )
     ]
-    workers.append(PromiseChecker(sessions, Notifier(bus), rules=promise_rules, clock=clock))
+    broken = broken_promise_hook(Notifier(bus), limits=call_limits)  # «Нарушено обещание» requests
+    workers.append(
+        PromiseChecker(sessions, Notifier(bus), rules=promise_rules, clock=clock, on_closed=broken)
+    )
+    workers.append(SaleSweeper(sessions, bus, clock=clock))  # sends a lost product.sale.requested again
     sends_outbox = settings.outbox_dispatcher if dispatcher is None else dispatcher
     if sends_outbox:
         workers.append(outbox_dispatcher)

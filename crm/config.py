@@ -82,6 +82,10 @@ class Settings:
     outbox_dispatcher: bool = True  # this process sends the outbox (any number of processes may)
     promise_kept_share: float = 1.0  # a promise is kept when payments reach this share of its amount
     promise_grace_days: int = 1  # payments up to this many days after the promised date still count
+    promise_max_days: int = 30  # a promise may be due at most this many days ahead
+    loan_system_simulator: bool = True  # the built-in loan system confirms sales (embedded default)
+    loan_system_delay_s: float = 2.0  # how long the built-in loan system takes to answer
+    quiet_hours_every_call: bool = True  # the 230-FZ hours bind calls without overdue debt too
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -126,6 +130,12 @@ class Settings:
             outbox_dispatcher=_flag(env.get('CRM_OUTBOX_DISPATCHER'), True),
             promise_kept_share=float(env.get('CRM_PROMISE_KEPT_SHARE') or 1.0),
             promise_grace_days=int(env.get('CRM_PROMISE_GRACE_DAYS') or 1),
+            promise_max_days=int(env.get('CRM_PROMISE_MAX_DAYS') or 30),
+            loan_system_simulator=_flag(
+                env.get('CRM_LOAN_SYSTEM_SIMULATOR'), _flag(env.get('CRM_DEMO'), True)
+            ),
+            loan_system_delay_s=float(env.get('CRM_LOAN_SYSTEM_DELAY_S') or 2.0),
+            quiet_hours_every_call=_flag(env.get('CRM_QUIET_HOURS_EVERY_CALL'), True),
         )
 
     def call_limits(self) -> CallLimits:
@@ -142,6 +152,7 @@ class Settings:
             weekend_end=weekend_end,
             extra_holidays=_dates(self.extra_holidays, 'CRM_EXTRA_HOLIDAYS'),
             extra_workdays=_dates(self.extra_workdays, 'CRM_EXTRA_WORKDAYS'),
+            quiet_hours_for_every_call=self.quiet_hours_every_call,
         )
 
     def message_limits(self) -> CallLimits:

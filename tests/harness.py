@@ -6,12 +6,16 @@ copy of each.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pika
-from sqlalchemy import text
+from pika.exceptions import ChannelClosedByBroker
+from sqlalchemy import make_url, text
 
 from crm.db.engine import make_engine
+from crm.db.migrate import create_database_if_missing
+from crm.integrations.bus import EVENTS_QUEUE
 from crm.integrations.rabbitmq import QueueNames
 
 CHROMIUM = Path('/usr/bin/chromium')
@@ -51,3 +55,32 @@ def delete_topology(amqp_url: str, names: QueueNames) -> None:
     for exchange in (names.events_exchange, names.commands_exchange, names.ui_exchange):
         channel.exchange_delete(exchange)
     connection.close()
+
+
+def bench_database_url(name: str, sqlite_path: Path) -> str:
+    """A benchmark's own, empty database: a fresh SQLite file by default, or on PostgreSQL (when
+    ``CRM_BENCH_DATABASE_URL`` is set) the database ``<its name>_<name>``, created if missing and emptied."""
+    url = os.environ.get('CRM_BENCH_DATABASE_URL')
+    if not url:
+        sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in ('', '-wal', '-shm'):
+            Path(f'{sqlite_path}{suffix}').unlink(missing_ok=True)
+        return f'sqlite:///{sqlite_path}'
+    parsed = make_url(url)
+    own = parsed.set(database=f'{parsed.database}_{name}').render_as_string(hide_password=False)
+    create_database_if_missing(own)
+    reset_postgres_schema(own)
+    return own
+
+
+def purge_events_queue(amqp_url: str) -> int:
+    """Empty the CRM's events queue of what an earlier run left; the number of messages dropped."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        try:
+            return channel.queue_purge(EVENTS_QUEUE).method.message_count or 0
+        except ChannelClosedByBroker:  # the queue does not exist yet: the consumer declares it
+            return 0
+    finally:
+        connection.close()

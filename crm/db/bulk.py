@@ -3,7 +3,7 @@
 On PostgreSQL the ids are drawn from the table's sequence first and the rows go as one array per column
 through ``unnest``: one statement whose text is the same for any number of rows, so the driver parses
 it once (SQLAlchemy's multi-row VALUES make a new, long text per batch, which psycopg parses every time
-— most of a mailing's CPU before this). Elsewhere SQLAlchemy's "insertmanyvalues" with RETURNING.
+— most of a mailing's CPU before this). On SQLite SQLAlchemy's "insertmanyvalues" with RETURNING.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ def insert_many(connection: Connection, table: Table, rows: Sequence[dict[str, A
     if not rows:
         return []
     if connection.dialect.name != 'postgresql':
-        statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        return list(connection.execute(statement, list(rows)).scalars())
+        # SQLite: multi-row INSERT … RETURNING. The rows go in in their order under the write lock, so
+        # their new rowids ascend in that order (an ordered RETURNING would insert them one at a time).
+        statement = insert(table).returning(table.c.id)
+        return sorted(connection.execute(statement, list(rows)).scalars())
     columns = [column for column in table.columns if column.name in rows[0] and column.name != 'id']
     ids = list(
         connection.exec_driver_sql(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import random
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -39,6 +40,7 @@ from crm.domain.clock import Clock, system_clock
 from crm.domain.formatting import OFFICE_TZ
 from crm.domain.identifiers import inn_with_check_digits, name_key, snils_check_digits
 from crm.domain.passwords import hash_password
+from crm.domain.products import LoanFacts, ProductDraft, ProductRules, refusal, rules_of, states_text
 
 Row = dict[str, Any]
 
@@ -56,14 +58,71 @@ DEMO_USERS: list[tuple[str, str, Role, str, str | None]] = [
     ('operator5', 'operator', Role.OPERATOR, 'Фёдорова Ольга Викторовна', '105'),
 ]
 
-# (code, name, price in roubles)
-DEMO_PRODUCTS: list[tuple[str, str, str]] = [
-    ('life_insurance', 'Страхование жизни заёмщика', '1490.00'),
-    ('legal_advice', 'Юридическая консультация', '990.00'),
-    ('telemedicine', 'Телемедицина', '690.00'),
-    ('sms_info', 'СМС-информирование', '199.00'),
-    ('credit_rating', 'Кредитный рейтинг', '399.00'),
+# The catalogue of additional products, with their price and eligibility rules (crm.domain.products).
+DEMO_PRODUCTS: list[ProductDraft] = [
+    ProductDraft(
+        'life_insurance',
+        'Страхование жизни заёмщика',
+        'insurance',
+        'Страховка на срок займа: при несчастном случае долг гасит страховая компания.',
+        price=Decimal('1490.00'),
+        dpd_max=30,
+        once_per_loan=True,
+    ),
+    ProductDraft(
+        'legal_advice',
+        'Юридическая консультация',
+        'legal',
+        'Консультация юриста партнёра по телефону, 30 минут.',
+        price=Decimal('990.00'),
+        states=('active', 'closed'),
+    ),
+    ProductDraft(
+        'prolongation',
+        'Пролонгация займа',
+        'prolongation',
+        'Продление срока возврата на 30 дней; плата — процент от общей задолженности.',
+        price_base='total_debt',
+        percent=Decimal('7.5'),
+        price_min=Decimal('300.00'),
+        price_max=Decimal('5000.00'),
+        dpd_max=30,
+        max_per_loan=5,
+    ),
+    ProductDraft(
+        'sms_info',
+        'SMS-информирование',
+        'informing',
+        'SMS о платежах и остатке долга на весь срок займа.',
+        price=Decimal('199.00'),
+        once_per_loan=True,
+    ),
+    ProductDraft(
+        'restructuring',
+        'Реструктуризация долга',
+        'restructuring',
+        'Новый график платежей для займа с просрочкой больше 30 дней.',
+        price=Decimal('1990.00'),
+        dpd_min=31,
+        overdue_min=Decimal('1000.00'),
+        once_per_loan=True,
+    ),
+    ProductDraft(
+        'credit_holidays',
+        'Кредитные каникулы',
+        'holidays',
+        'Отсрочка платежей до 6 месяцев при снижении дохода.',
+        price=Decimal('490.00'),
+        dpd_max=90,
+        overdue_max=Decimal('100000.00'),
+        once_per_loan=True,
+    ),
 ]
+# What the demo's past sales are drawn from, in this order (the seed's draws depend on their number):
+# the fixed-price products; one the main loan is not eligible for now is legal advice instead.
+DEMO_SOLD = ('life_insurance', 'legal_advice', 'sms_info', 'restructuring', 'credit_holidays')
+_FALLBACK_SOLD = 'legal_advice'
+_SALE_IDS = uuid.UUID('6b1f0c1e-7c2a-4d8e-9a51-0d3c6e9b2f10')  # uuid5 namespace: the same ids every time
 
 
 @dataclass(frozen=True)
@@ -354,7 +413,7 @@ class _Generator:
         fake: Faker,
         today: date,
         operator_ids: Sequence[int],
-        products: Sequence[tuple[int, Decimal]],
+        products: Sequence[tuple[int, ProductRules]],
         borrowers: int,
     ) -> None:
         self.rng = rng
@@ -362,6 +421,7 @@ class _Generator:
         self.today = today
         self.operator_ids = list(operator_ids)
         self.products = list(products)
+        self._product_ids = {rules.code: product_id for product_id, rules in self.products}
         self.phones, self.passports, self.inns, self.snils, self.numbers = (_Unique() for _ in range(5))
         for echo in _ECHOES.values():
             if echo.phone:
@@ -705,7 +765,7 @@ class _Generator:
         )
         plan.communications = self.communications(contact)
         if profile != 'archived' and self.rng.random() < 0.2:
-            plan.sales = self.sales(operator_id, tz, horizon)
+            plan.sales = self.sales(operator_id, tz, horizon, main)
 
     def contact_count(self, profile: str, dpd: int) -> int:
         rng = self.rng
@@ -719,17 +779,46 @@ class _Generator:
             return rng.randint(1, 3)
         return rng.randint(0, 5)
 
-    def sales(self, operator_id: int, tz: ZoneInfo, horizon: int) -> list[Row]:
+    def sales(self, operator_id: int, tz: ZoneInfo, horizon: int, loan: Row) -> list[Row]:
+        """Confirmed sales on the borrower's main loan (its id is known after the insert: by number)."""
         count = min(len(self.products), self.rng.choices((1, 2), weights=(70, 30))[0])
-        return [
-            {
-                'product_id': product_id,
-                'operator_id': operator_id,
-                'price': price,
-                'sold_at': self.moment(self.today - timedelta(days=self.rng.randint(1, horizon)), tz),
-            }
-            for product_id, price in self.rng.sample(self.products, count)
-        ]
+        picked = self.rng.sample(self.products, count)
+        drawn = [(self.sellable(rules, loan), self.sold_at(horizon, tz)) for _, rules in picked]
+        once: dict[ProductRules, datetime] = {}
+        for rules, sold_at in drawn:  # a fallback also drawn is sold once
+            once.setdefault(rules, sold_at)
+        rows = []
+        for rules, sold_at in once.items():
+            rows.append(
+                {
+                    'product_id': self._product_ids[rules.code],
+                    'operator_id': operator_id,
+                    'price': rules.price.fixed,
+                    'sold_at': sold_at,
+                    'loan_number': loan['number'],
+                    'sale_id': str(uuid.uuid5(_SALE_IDS, f'{loan["number"]}:{rules.code}')),
+                    'status': 'confirmed',
+                    'decided_at': sold_at,
+                    'sent_at': sold_at,
+                }
+            )
+        return rows
+
+    def sold_at(self, horizon: int, tz: ZoneInfo) -> datetime:
+        return self.moment(self.today - timedelta(days=self.rng.randint(1, horizon)), tz)
+
+    def sellable(self, rules: ProductRules, loan: Row) -> ProductRules:
+        """The drawn product, or legal advice when the loan is not eligible for it (no draw: same seed)."""
+        facts = LoanFacts(
+            loan['state'],
+            loan['days_past_due'],
+            loan['overdue_amount'],
+            loan['total_debt'],
+            loan['principal_outstanding'],
+        )
+        if refusal(rules, facts) is None:
+            return rules
+        return next(r for _, r in self.products if r.code == _FALLBACK_SOLD)
 
     # -- communications ---------------------------------------------------------------------------
 
@@ -993,14 +1082,34 @@ def _insert_users(session: Session, today: date) -> list[int]:
     return [user.id for user in users if user.role == Role.OPERATOR.value]
 
 
-def _insert_products(session: Session) -> list[tuple[int, Decimal]]:
-    products = [
-        Product(code=code, name=name, price=Decimal(price), active=True)
-        for code, name, price in DEMO_PRODUCTS
-    ]
-    session.add_all(products)
+def _insert_products(session: Session) -> list[tuple[int, ProductRules]]:
+    """The catalogue; returns the products the demo's past sales are drawn from (DEMO_SOLD's order)."""
+    products = {
+        draft.code: Product(
+            code=draft.code,
+            name=draft.name,
+            kind=draft.kind,
+            description=draft.description,
+            price=draft.price or Decimal(0),
+            active=True,
+            price_base=draft.price_base,
+            price_percent=draft.percent,
+            price_min=draft.price_min,
+            price_max=draft.price_max,
+            allowed_states=states_text(draft.states),
+            dpd_min=draft.dpd_min,
+            dpd_max=draft.dpd_max,
+            overdue_min=draft.overdue_min,
+            overdue_max=draft.overdue_max,
+            once_per_loan=draft.once_per_loan,
+            max_per_loan=draft.max_per_loan,
+        )
+        for draft in DEMO_PRODUCTS
+    }
+    session.add_all(products.values())
     session.flush()
-    return [(product.id, product.price) for product in products]
+    rules = {draft.code: rules_of(draft) for draft in DEMO_PRODUCTS}
+    return [(products[code].id, rules[code]) for code in DEMO_SOLD]
 
 
 def _insert_plans(session: Session, plans: list[_Plan]) -> None:
@@ -1030,5 +1139,15 @@ def _insert_plans(session: Session, plans: list[_Plan]) -> None:
                 row['borrower_id'] = borrower_id
             children[model].extend(rows)
     for table, table_rows in children.items():
+        if table is ProductSale and table_rows:
+            _loan_ids_of_sales(session, table_rows)
         if table_rows:
             session.execute(insert(table), table_rows, execution_options=options)
+
+
+def _loan_ids_of_sales(session: Session, sales: list[Row]) -> None:
+    """The loans are in now: each sale gets its loan's id in place of its number."""
+    numbers = {sale['loan_number'] for sale in sales}
+    ids = dict(session.execute(select(Loan.number, Loan.id).where(Loan.number.in_(numbers))).all())
+    for sale in sales:
+        sale['loan_id'] = ids[sale.pop('loan_number')]

@@ -105,6 +105,7 @@ class Borrower(Base):
         Index('ix_borrowers_operator_days_past_due', 'assigned_operator_id', 'days_past_due'),
         Index('ix_borrowers_operator_last_name', 'assigned_operator_id', 'last_name'),
         Index('ix_borrowers_email_lower', func.lower(email)),
+        Index('ix_borrowers_search_name_id', 'search_name', 'id'),  # the «Обращения» sort (migration 0011)
     )
 
 
@@ -169,8 +170,22 @@ class Product(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    price: Mapped[Decimal] = mapped_column(Money)
+    price: Mapped[Decimal] = mapped_column(Money)  # the fixed price (price_base 'fixed')
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # the price and eligibility rules (crm.domain.products; migration 0009)
+    kind: Mapped[str] = mapped_column(String(32), default='service', server_default='service')
+    description: Mapped[str] = mapped_column(String(1000), default='', server_default='')
+    price_base: Mapped[str] = mapped_column(String(16), default='fixed', server_default='fixed')
+    price_percent: Mapped[Decimal | None] = mapped_column(Numeric(7, 3))
+    price_min: Mapped[Decimal | None] = mapped_column(Money)
+    price_max: Mapped[Decimal | None] = mapped_column(Money)
+    allowed_states: Mapped[str] = mapped_column(String(64), default='active', server_default='active')
+    dpd_min: Mapped[int | None] = mapped_column(Integer)
+    dpd_max: Mapped[int | None] = mapped_column(Integer)
+    overdue_min: Mapped[Decimal | None] = mapped_column(Money)
+    overdue_max: Mapped[Decimal | None] = mapped_column(Money)
+    once_per_loan: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    max_per_loan: Mapped[int | None] = mapped_column(Integer)
 
 
 class ProductSale(Base):
@@ -182,8 +197,18 @@ class ProductSale(Base):
     operator_id: Mapped[int | None] = mapped_column(ForeignKey('users.id'))
     price: Mapped[Decimal] = mapped_column(Money)
     sold_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    loan_id: Mapped[int | None] = mapped_column(ForeignKey('loans.id', ondelete='CASCADE'), index=True)
+    sale_id: Mapped[str] = mapped_column(String(36), unique=True)  # public: the loan system's key
+    # pending | confirmed | rejected (the loan system's answer)
+    status: Mapped[str] = mapped_column(String(16), default='confirmed', server_default='confirmed')
+    reason: Mapped[str | None] = mapped_column(String(500))
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # the command last sent (the sweeper's)
+    communication_id: Mapped[int | None] = mapped_column(ForeignKey('communications.id', ondelete='SET NULL'))
 
     product: Mapped[Product] = relationship()
+
+    __table_args__ = (Index('ix_product_sales_status_sent_at', 'status', 'sent_at'),)
 
 
 class Communication(Base):
@@ -516,3 +541,85 @@ class Payment(Base):
     amount: Mapped[Decimal] = mapped_column(Money)
     at: Mapped[datetime] = mapped_column(UtcDateTime)  # when it was paid
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)  # when the CRM got it
+
+
+class RequestTopic(Base):
+    """A topic a request can have (администратор edits the list; retired ones stay on old requests)."""
+
+    __tablename__ = 'request_topics'
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Request(Base):
+    """A borrower's request (обращение): inbound contacts join the borrower's open one.
+
+    ``search_text`` is what full-text search reads (subject, text, the borrower's name, PIN and phones),
+    kept by the service when any of them is written; on PostgreSQL a GIN index covers it (migration 0010).
+    """
+
+    __tablename__ = 'requests'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    borrower_id: Mapped[int] = mapped_column(ForeignKey('borrowers.id', ondelete='CASCADE'))
+    origin: Mapped[str] = mapped_column(String(16))  # contact | broken_promise
+    channel: Mapped[str] = mapped_column(String(16))  # call | chat | email | manual | system: how it began
+    topic_code: Mapped[str | None] = mapped_column(ForeignKey('request_topics.code'))
+    status: Mapped[str] = mapped_column(String(16))  # new | in_progress | waiting | resolved | closed
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey('users.id'))
+    subject: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text, default='')
+    search_text: Mapped[str] = mapped_column(Text, default='')
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    due_on: Mapped[date] = mapped_column(Date)  # 15 working days after the day it opened
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        # one open request per borrower and origin: what an inbound contact joins
+        Index(
+            'uq_requests_open_borrower_origin',
+            'borrower_id',
+            'origin',
+            unique=True,
+            postgresql_where="status IN ('new', 'in_progress', 'waiting')",
+            sqlite_where="status IN ('new', 'in_progress', 'waiting')",
+        ),
+        Index('ix_requests_borrower_id', 'borrower_id'),
+        Index('ix_requests_status_opened_at', 'status', 'opened_at'),
+        Index('ix_requests_assignee_id_status', 'assignee_id', 'status'),
+        # the «Обращения» page (migration 0011): each sort column with the id after it
+        *(
+            Index(f'ix_requests_{c}_id', c, 'id')
+            for c in ('opened_at', 'updated_at', 'due_on', 'topic_code', 'channel', 'status', 'assignee_id')
+        ),
+        Index(
+            'ix_requests_open_due_on',
+            'due_on',
+            'id',
+            postgresql_where="status IN ('new', 'in_progress', 'waiting')",
+            sqlite_where="status IN ('new', 'in_progress', 'waiting')",
+        ),
+    )
+
+
+class RequestEvent(Base):
+    """A line of a request's history: opened, a contact joined, taken, assigned, status, answer …"""
+
+    __tablename__ = 'request_events'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey('requests.id', ondelete='CASCADE'))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey('users.id'))  # None: the system
+    kind: Mapped[str] = mapped_column(String(16))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey('users.id'))
+    communication_id: Mapped[int | None] = mapped_column(ForeignKey('communications.id', ondelete='SET NULL'))
+    text: Mapped[str] = mapped_column(Text, default='')
+
+    __table_args__ = (Index('ix_request_events_request_id_at', 'request_id', 'at'),)

@@ -26,6 +26,7 @@ CHANNEL_LABELS = {
     'password': 'Пароль ЛК',
     'note': 'Заметка',
     'payment': 'Платёж',
+    'product': 'Доп. продукт',
 }
 
 # Results of a contact; "reached" tells whether the borrower was actually spoken to.

@@ -10,8 +10,10 @@ debt, and how often it may send text messages (SMS, e-mail, messengers). The CRM
   interaction and interaction only through a representative (art. 8), bankruptcy, in-patient
   treatment / legal incapacity / disability of group I (art. 7). There is no moment when it becomes
   allowed (``next_allowed_at`` is None) until the flag is removed.
-- No overdue debt. The limits below govern the collection of overdue debt only; without it the call
-  is allowed at any hour (legal flags still block it).
+- No overdue debt. The counting limits below govern the collection of overdue debt only. The quiet
+  hours apply to every outgoing call, overdue or not (``CallLimits.quiet_hours_for_every_call``, on by
+  default: nobody is called at 02:00 about a payment that is not even late); messages without overdue
+  debt are free of both (a payment reminder is not collection).
 - Quiet hours. On working days calls only from 08:00 to 22:00 local time, on days off (Saturdays,
   Sundays and public holidays) from 09:00 to 20:00; the start is inclusive, the end exclusive. Public
   holidays are Jan 1–8, Feb 23, Mar 8, May 1, May 9, Jun 12 and Nov 4, plus the transfers of the
@@ -57,6 +59,7 @@ class CallLimits:
     weekend_end: time = time(20, 0)
     extra_holidays: frozenset[date] = frozenset()  # transfers from the government's production calendar
     extra_workdays: frozenset[date] = frozenset()  # Saturdays made working days by a transfer
+    quiet_hours_for_every_call: bool = True  # the hours bind calls without overdue debt too
 
 
 # Text messages about overdue debt (art. 7 part 5): 2 a day, 4 a week, 16 a month; the same hours.
@@ -201,16 +204,18 @@ def check_contact(
         if flag in present:
             refusal = FLAG_REASONS[flag].replace(_FORBIDDEN[ContactKind.CALL], _FORBIDDEN[kind], 1)
             return Verdict(allowed=False, reason=refusal, rule=flag.value)
-    if not overdue:
+    hours_bind = overdue or (kind is ContactKind.CALL and limits.quiet_hours_for_every_call)
+    if not hours_bind:
         return Verdict(allowed=True)
 
     zone = ZoneInfo(timezone)
     local_now = _to_local(now, zone)
-    contacts = sorted(_to_local(_require_aware(moment), zone) for moment in counted)
+    # the counting limits are about overdue debt only
+    contacts = sorted(_to_local(_require_aware(moment), zone) for moment in counted) if overdue else []
 
     rule: str | None = QUIET_HOURS
     reason = _quiet_hours_reason(kind, local_now, limits)
-    if reason is None:
+    if reason is None and overdue:
         rule, reason = _limit_reason(kind, local_now, contacts, limits)
     if reason is None:
         return Verdict(allowed=True)

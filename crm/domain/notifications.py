@@ -77,9 +77,24 @@ class MailingProgress:
     status: str  # scheduled | running | paused | cancelled | done
 
 
-Notification = ScreenPop | CallStateChanged | HistoryChanged | ChatChanged | MailingProgress
+@dataclass(frozen=True)
+class RequestsChanged:
+    """Requests (обращения) were opened, joined by a contact, taken, assigned, answered or moved on.
+
+    Every tab hears it: the header's badge takes ``new_count`` (requests in status «Новое»; None when
+    this change did not alter it), a card of one of ``borrower_ids`` redraws its requests, the
+    «Обращения» page its rows."""
+
+    kind: ClassVar[str] = 'requests'
+    new_count: int | None
+    borrower_ids: tuple[int, ...]
+    request_ids: tuple[int, ...]
+
+
+Notification = ScreenPop | CallStateChanged | HistoryChanged | ChatChanged | MailingProgress | RequestsChanged
 _KINDS: dict[str, type[Notification]] = {
-    k.kind: k for k in (ScreenPop, CallStateChanged, HistoryChanged, ChatChanged, MailingProgress)
+    k.kind: k
+    for k in (ScreenPop, CallStateChanged, HistoryChanged, ChatChanged, MailingProgress, RequestsChanged)
 }
 _FIELDS: dict[str, tuple[str, ...]] = {kind: tuple(f.name for f in fields(k)) for kind, k in _KINDS.items()}
 _BATCH = 'batch'
@@ -110,6 +125,9 @@ def from_wire(body: Mapping[str, Any]) -> list[Notification]:
         values['at'] = datetime.fromisoformat(str(values['at']))
     if model is CallStateChanged:
         values['state'] = CallState(values['state'])
+    if model is RequestsChanged:
+        values['borrower_ids'] = tuple(int(i) for i in values['borrower_ids'])
+        values['request_ids'] = tuple(int(i) for i in values['request_ids'])
     return [model(**values)]
 
 
@@ -117,5 +135,5 @@ def _item(notification: Notification) -> dict[str, Any]:
     item: dict[str, Any] = {'kind': notification.kind}
     for name in _FIELDS[notification.kind]:  # flat fields: no deep copy (asdict) per item
         value = getattr(notification, name)
-        item[name] = value.isoformat() if isinstance(value, datetime) else value
+        item[name] = value.isoformat() if isinstance(value, datetime) else value  # tuples go as lists
     return item

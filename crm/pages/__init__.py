@@ -5,7 +5,20 @@ from __future__ import annotations
 from nicegui import app
 
 from crm.bootstrap import Services
-from crm.pages import admin, borrower_list, card, chats, login, mailings, outbox, search, templates
+from crm.pages import (
+    admin,
+    borrower_list,
+    card,
+    chats,
+    errors,
+    login,
+    mailings,
+    outbox,
+    products,
+    requests,
+    search,
+    templates,
+)
 from crm.pages.headers import SecurityHeaders
 from crm.pages.live import LiveHub
 from crm.pages.session import AuthMiddleware
@@ -16,5 +29,7 @@ def register_pages(services: Services, hub: LiveHub) -> None:
     app.add_middleware(AuthMiddleware, sessions=services.sessions)
     app.add_middleware(SecurityHeaders)
     login.register(services)
-    for module in (borrower_list, search, card, admin, templates, chats, mailings, outbox):
+    errors.register(services, hub)
+    pages = (borrower_list, search, card, admin, templates, chats, mailings, outbox, products, requests)
+    for module in pages:
         module.register(services, hub)

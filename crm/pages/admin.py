@@ -186,8 +186,9 @@ def register_results(services: Services, hub: LiveHub) -> None:
         if actor is None:
             return
 
-        async def save(row: ResultCodeRow) -> None:
-            if await attempt(services.result_codes.save, actor, row) is None:
+        async def save(row: ResultCodeRow, *, new: bool) -> None:
+            write = services.result_codes.create if new else services.result_codes.save
+            if await attempt(write, actor, row) is None:
                 return
             ui.notify(f'«{row.name}» сохранён', type='positive')
             await table.refresh()
@@ -218,7 +219,9 @@ def register_results(services: Services, hub: LiveHub) -> None:
                         active.value,
                     )
 
-                ui.button('Сохранить' if row else 'Добавить', on_click=lambda: save(collect())).props('flat')
+                ui.button(
+                    'Сохранить' if row else 'Добавить', on_click=lambda: save(collect(), new=row is None)
+                ).props('flat')
 
         @ui.refreshable
         async def table() -> None:

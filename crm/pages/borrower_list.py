@@ -49,6 +49,7 @@ def table_rows(page: Page) -> list[dict]:
             'days_past_due': row.days_past_due,
             'last_contact_at': fmt.moment(row.last_contact_at),
             'operator': row.operator_login or '—',
+            'broken_promise': row.broken_promise,
         }
         for row in page.items
     ]
@@ -132,7 +133,9 @@ def register(services: Services, hub: LiveHub) -> None:
             table.add_slot(
                 'body-cell-name',
                 '<q-td :props="props"><a :href="\'/borrower/\' + props.row.id" '
-                'class="text-primary font-medium" @click.stop>{{ props.value }}</a></q-td>',
+                'class="text-primary font-medium" @click.stop>{{ props.value }}</a>'
+                '<q-badge v-if="props.row.broken_promise" color="negative" class="q-ml-sm" '
+                'label="Нарушено обещание" data-testid="broken-promise" /></q-td>',
             )
             table.add_slot(
                 'body-cell-days_past_due',

@@ -5,6 +5,7 @@ from __future__ import annotations
 from nicegui import ui
 
 from crm.bootstrap import Services
+from crm.pages.errors import not_found, valid_id
 from crm.pages.layout import frame
 from crm.pages.live import LiveHub
 from crm.pages.session import page_actor
@@ -17,6 +18,9 @@ def register(services: Services, hub: LiveHub) -> None:
         if actor is None:
             return
         with frame(services, hub, actor, 'Заёмщик') as workspace:
-            pass
+            if not valid_id(borrower_id):
+                not_found()
+        if not valid_id(borrower_id):
+            return
         await workspace.show_card(borrower_id)
         await workspace.start()

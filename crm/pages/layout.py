@@ -13,8 +13,9 @@ from crm.domain import Role
 from crm.domain.actor import Actor
 from crm.domain.search_query import MAX_LENGTH, MIN_LENGTH, TOO_SHORT
 from crm.pages.components.call_panel import CALL_TIMER_JS
-from crm.pages.components.card_markup import CARD_CSS
+from crm.pages.components.card_markup import CARD_CSS, CARD_JS
 from crm.pages.components.chat_panel import CHAT_CSS, ChatBadge
+from crm.pages.components.request_badge import RequestBadge
 from crm.pages.components.workspace import Workspace
 from crm.pages.live import LiveHub
 
@@ -60,10 +61,12 @@ def frame(
     ui.add_css(CARD_CSS)  # once per page, not per card drawn into it
     ui.add_css(CHAT_CSS)
     ui.add_body_html(CALL_TIMER_JS)
+    ui.add_body_html(CARD_JS)
     with ui.header(elevated=True).classes('items-center gap-4 px-4 py-2').style(f'background:{BRAND_COLOR}'):
         ui.link('Lender CRM', '/').classes('text-lg font-bold text-white no-underline')
         ui.link('Заёмщики', '/').classes('text-white no-underline opacity-90')
         chat_badge = ChatBadge()
+        request_badge = RequestBadge()  # every role: operators take from the queue
         if actor.role in (Role.SUPERVISOR, Role.ADMIN):
             ui.link('Рассылки', '/mailings').classes('text-white no-underline opacity-90')
             ui.link('Исходящие сообщения', '/admin/outbox').classes('text-white no-underline opacity-90')
@@ -74,6 +77,7 @@ def frame(
             ui.link('Результаты звонков', '/admin/results').classes('text-white no-underline opacity-90')
             ui.link('API-токены', '/admin/tokens').classes('text-white no-underline opacity-90')
             ui.link('Шаблоны сообщений', '/admin/templates').classes('text-white no-underline opacity-90')
+            ui.link('Продукты и услуги', '/admin/products').classes('text-white no-underline opacity-90')
         if search:
             search_box()
         ui.space()
@@ -88,6 +92,7 @@ def frame(
     with ui.column().classes('w-full max-w-screen-2xl mx-auto p-4 gap-4'):
         workspace = Workspace(services, hub, actor)
         workspace.chats.badge = chat_badge
+        workspace.requests.badge = request_badge
         with workspace.content:
             yield workspace
 

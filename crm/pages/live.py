@@ -3,7 +3,8 @@
 ``on_ui`` may be called from any thread (the bus consumer, a worker) with a message in the wire form of
 ``crm.domain.notifications``; the registry and the tabs are touched only on the event loop, where NiceGUI
 elements may be changed. Routing is by type: a screen pop and a call's state go to the tabs of the
-operator's extension, a history change or a chat's to every tab (each knows whether it shows that borrower).
+operator's extension, a history change, a chat's or the requests' to every tab (each knows whether it
+shows that borrower).
 
 A tab may also give a ``prepare`` function, run on the hub's own reader threads the moment the
 notification arrives — for the process that recorded the call, right after its commit — while the loop
@@ -31,6 +32,7 @@ from crm.domain.notifications import (
     HistoryChanged,
     MailingProgress,
     Notification,
+    RequestsChanged,
     ScreenPop,
     from_wire,
 )
@@ -128,7 +130,7 @@ class LiveHub:
         match notification:
             case ScreenPop(extension=extension) | CallStateChanged(extension=extension):
                 return self.tabs_of(extension) if extension else []
-            case HistoryChanged() | ChatChanged():  # each tab knows its card and its badge
+            case HistoryChanged() | ChatChanged() | RequestsChanged():  # each tab knows its card and badges
                 return list(self._tabs.copy().values())
             case MailingProgress():
                 return list(self._mailing_pages.copy().values())

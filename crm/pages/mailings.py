@@ -23,6 +23,7 @@ from crm.domain.actor import Actor
 from crm.domain.errors import ServiceError
 from crm.domain.notifications import MailingProgress, Notification
 from crm.pages.components.coalesce import Coalesced
+from crm.pages.errors import not_found, valid_id
 from crm.pages.layout import frame
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import attempt, service
@@ -93,6 +94,10 @@ def register(services: Services, hub: LiveHub) -> None:
     async def mailing_page(mailing_id: int) -> None:
         actor = page_actor(*MANAGERS)
         if actor is None:
+            return
+        if not valid_id(mailing_id):
+            with frame(services, hub, actor, 'Рассылка'):
+                not_found()
             return
         report = await attempt(services.mailings.report, actor, mailing_id)
         with frame(services, hub, actor, 'Рассылка') as workspace:

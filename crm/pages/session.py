@@ -3,10 +3,11 @@ behind login."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import quote
 
 from fastapi import Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import PlainTextResponse, RedirectResponse
 from nicegui import ui
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -18,7 +19,10 @@ from crm.services.sessions import SessionService
 
 TO_WHOM = {Role.OPERATOR: 'сотрудникам', Role.SUPERVISOR: 'руководителю группы', Role.ADMIN: 'администратору'}
 COOKIE = 'crm_session'
-OPEN_PATHS = ('/login', '/_nicegui', '/api/', '/docs', '/openapi.json', '/favicon.ico')
+OPEN_PATHS = ('/login', '/_nicegui', '/api/', '/favicon.ico')
+# The HTTP API's description: administrators only (it maps the attack surface; integrators get it from
+# an administrator or docs/integrations.md).
+ADMIN_PATHS = ('/docs', '/redoc', '/openapi.json')
 
 
 def safe_redirect(target: str | None) -> str:
@@ -50,6 +54,8 @@ class AuthMiddleware(BaseHTTPMiddleware):
             response = RedirectResponse(f'/login?redirect_to={quote(target, safe="")}')
             response.delete_cookie(COOKIE, path='/')
             return response
+        if path.startswith(ADMIN_PATHS) and actor.role != Role.ADMIN:
+            return PlainTextResponse('Описание API доступно только администратору', status_code=403)
         request.state.actor = actor
         return await call_next(request)
 
@@ -73,6 +79,15 @@ def current_actor() -> Actor | None:
     return getattr(ui.context.client.request.state, 'actor', None)
 
 
+RefusalPage = Callable[[Actor, str], None]
+_refusal_page: list[RefusalPage] = []  # set once by register_pages: the frame lives above this module
+
+
+def draw_refusals_with(draw: RefusalPage) -> None:
+    """How a page refused to a role is drawn (inside the normal frame, with a way back)."""
+    _refusal_page[:] = [draw]
+
+
 def page_actor(*roles: Role) -> Actor | None:
     """The guard of every page: the logged-in user if their role may see it (any role if none given).
 
@@ -85,6 +100,10 @@ def page_actor(*roles: Role) -> Actor | None:
         return None
     if roles and actor.role not in roles:
         whom = ' и '.join(TO_WHOM[role] for role in roles)
-        ui.label(f'Раздел доступен только {whom}').classes('text-lg m-8')
+        text = f'Раздел доступен только {whom}'
+        if _refusal_page:
+            _refusal_page[0](actor, text)
+        else:
+            ui.label(text).classes('text-lg m-8')
         return None
     return actor

@@ -16,14 +16,15 @@ from crm.domain.passwords import DUMMY_HASH, verify_password
 from crm.domain.text import plural
 from crm.services import audit
 
-WRONG_CREDENTIALS = 'Неверный логин или пароль'
 
-
-def locked_message(until: datetime, now: datetime) -> str:
-    minutes = max(1, -(-int((until - now).total_seconds()) // 60))
+def refusal(max_attempts: int, lockout_minutes: int) -> str:
+    """The one answer to every refused login: a wrong password, an unknown login and a locked account
+    read alike (and take alike: each checks a password hash), so the form does not tell which logins
+    exist. It names the lockout rule, so a locked-out user knows why the right password fails."""
     return (
-        'Вход временно заблокирован из-за неудачных попыток ввода пароля. '
-        f'Повторите через {minutes} {plural(minutes, "минуту", "минуты", "минут")}.'
+        f'Неверный логин или пароль. После {max_attempts} '
+        f'{plural(max_attempts, "неудачной попытки", "неудачных попыток", "неудачных попыток")} подряд '
+        f'вход блокируется на {lockout_minutes} {plural(lockout_minutes, "минуту", "минуты", "минут")}.'
     )
 
 
@@ -46,12 +47,14 @@ class AuthService:
         self._clock = clock
         self._max_attempts = max_attempts
         self._lockout = timedelta(minutes=lockout_minutes)
+        self.refusal = refusal(max_attempts, lockout_minutes)
 
     def authenticate(self, login: str, password: str, *, now: datetime | None = None) -> Actor:
         """The actor for valid credentials; LoginFailed with a Russian message otherwise.
 
-        The message never tells whether the login or the password was wrong. After max_attempts
-        wrong passwords in a row the account refuses every password for the lockout period.
+        The message never tells whether the login or the password was wrong, or that the account is
+        locked (``refusal``). After max_attempts wrong passwords in a row the account refuses every
+        password for the lockout period.
 
         The count holds under concurrency: each attempt first takes its number with one atomic
         ``UPDATE … SET failed_logins = failed_logins + 1 … RETURNING`` (an attempt counts as failed
@@ -63,6 +66,7 @@ class AuthService:
         login = login.strip()
         if not login or not password:
             raise LoginFailed('Введите логин и пароль')
+        attempt: int | None = None
         with self._sessions.begin() as session:  # failures are committed too: they count
             user = session.scalar(
                 select(User).where(
@@ -73,11 +77,9 @@ class AuthService:
                 audit.record(session, 'login.failed', user_id=None, login=login)
             else:
                 attempt = self._take_attempt(session, user, now)
-        if user is None:
+        if user is None or attempt is None or attempt > self._max_attempts:
             verify_password(password, DUMMY_HASH)  # the same work as for a real account
-            raise LoginFailed(WRONG_CREDENTIALS)
-        if attempt is None or attempt > self._max_attempts:
-            raise LoginFailed(self._locked(user.id, now))
+            raise LoginFailed(self.refusal)
         right = verify_password(password, user.password_hash) and user.active
         with self._sessions.begin() as session:
             if right:
@@ -90,9 +92,7 @@ class AuthService:
                 self._lock(session, user.id, now)
             else:
                 audit.record(session, 'login.failed', user_id=user.id)
-        if attempt == self._max_attempts:
-            raise LoginFailed(self._locked(user.id, now))
-        raise LoginFailed(WRONG_CREDENTIALS)
+        raise LoginFailed(self.refusal)
 
     def _take_attempt(self, session: Session, user: User, now: datetime) -> int | None:
         """This attempt's number in the current run of failures; None while the account is locked."""
@@ -117,11 +117,6 @@ class AuthService:
         if locked.rowcount:  # type: ignore[attr-defined]
             minutes = int(self._lockout.total_seconds() // 60)
             audit.record(session, 'login.lockout', user_id=user_id, minutes=minutes)
-
-    def _locked(self, user_id: int, now: datetime) -> str:
-        with self._sessions() as session:
-            until = session.scalar(select(User.locked_until).where(User.id == user_id))
-        return locked_message(until, now) if until is not None and until > now else WRONG_CREDENTIALS
 
     def actor(self, user_id: int) -> Actor | None:
         """The acting user for a session, or None if the account is gone or deactivated."""

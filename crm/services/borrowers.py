@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, union
@@ -22,7 +22,7 @@ from crm.domain.errors import AccessDenied, NotFound
 from crm.services import audit, cards
 from crm.services import views as v
 from crm.services.compliance import ComplianceService, legal_flags
-from crm.services.promises import promise_filter
+from crm.services.promises import flagged, promise_filter
 from crm.services.views import SORTS, ListQuery
 
 SORT_COLUMNS: dict[str, InstrumentedAttribute] = {  # ListQuery.sort → the column (views.SORTS)
@@ -83,7 +83,8 @@ class BorrowerService:
                 .offset((page - 1) * per_page)
                 .limit(per_page)
             ).all()
-            items = self._to_rows(session, rows)
+            broken = flagged(session, [b.id for b in rows], self._clock())  # «Нарушено обещание»
+            items = self._to_rows(session, rows, broken)
         return v.Page(items=items, total=total, page=page, per_page=per_page)
 
     def _list_scope(self, actor: Actor, operator_id: int | None) -> int | None:
@@ -152,6 +153,15 @@ class BorrowerService:
         with self._sessions.begin() as session:
             return cards.card(session, cards.viewed(session, actor.id, borrower_id))
 
+    def card_again(self, actor: Actor, borrower_id: int) -> v.BorrowerCard:
+        """The card once more, for a tab that shows it already (a payment, a contact arrived): not a new
+        view, so not audited."""
+        with self._sessions() as session:
+            borrower = session.get(Borrower, borrower_id)
+            if borrower is None:
+                raise NotFound('Заёмщик не найден')
+            return cards.card(session, borrower)
+
     def card_with_verdict(self, actor: Actor, borrower_id: int) -> tuple[v.BorrowerCard, Verdict]:
         """The card and whether the borrower may be called now, in one transaction: what a tab shows."""
         with self._sessions.begin() as session:
@@ -199,7 +209,9 @@ class BorrowerService:
         return select(Borrower).options(selectinload(Borrower.phones))
 
     @staticmethod
-    def _to_rows(session: Session, borrowers: Sequence[Borrower]) -> tuple[v.BorrowerRow, ...]:
+    def _to_rows(
+        session: Session, borrowers: Sequence[Borrower], broken: Set[int] = frozenset()
+    ) -> tuple[v.BorrowerRow, ...]:
         ids = [b.id for b in borrowers]
         loans = _loans_of(session, ids)
         logins = _operator_logins(session, {b.assigned_operator_id for b in borrowers})
@@ -220,6 +232,7 @@ class BorrowerService:
                 archived=b.archived,
                 loan=next(iter(loans.get(b.id, ())), None),
                 loans=tuple(loans.get(b.id, ())),
+                broken_promise=b.id in broken,
             )
             for b in borrowers
         )

@@ -22,6 +22,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from crm.db.models import Borrower, Call, Communication, User
+from crm.domain.contact_rules import CallLimits
 from crm.domain.identifiers import phone_key
 from crm.domain.notifications import CallStateChanged, Notification, ScreenPop
 from crm.domain.telephony import CallState
@@ -29,6 +30,7 @@ from crm.services.call_views import CallView, OtherBorrower
 from crm.services.event_schemas import CallAnswered, CallEnded, CallIncoming, Event
 from crm.services.inbound import Outcome
 from crm.services.phone_holders import Holder, holders_of
+from crm.services.request_hooks import CALL_SUBJECT, DEFAULT_LIMITS, Contact, contacts_changed, join_contacts
 from crm.services.screen_pops import Ring, ScreenPopReads
 
 log = logging.getLogger(__name__)
@@ -48,8 +50,14 @@ UPDATE_LAST_CONTACT = (
 )
 
 
-def incoming(session: Session, events: Sequence[Event], pops: ScreenPopReads | None = None) -> Outcome:
-    """Record each incoming call with its inbound communication (a run of them at once); with ``pops``,
+def incoming(
+    session: Session,
+    events: Sequence[Event],
+    pops: ScreenPopReads | None = None,
+    limits: CallLimits = DEFAULT_LIMITS,
+) -> Outcome:
+    """Record each incoming call with its inbound communication (a run of them at once), a known
+    caller's in their request (``request_hooks``, the deadline on ``limits``' calendar); with ``pops``,
     the cards of the rings this process's tabs wait for are read in the same transaction."""
     fresh = [event for event in events if isinstance(event, CallIncoming)]
     known = set(session.scalars(select(Call.call_id).where(Call.call_id.in_([e.call_id for e in fresh]))))
@@ -84,6 +92,7 @@ def incoming(session: Session, events: Sequence[Event], pops: ScreenPopReads | N
     )
     calls = []
     rings: list[Ring] = []
+    contacts: list[Contact] = []
     last_contact: dict[int, datetime] = {}
     for event, number, communication_id in zip(fresh, numbers, communication_ids, strict=True):
         matches = holders.get(number, [])
@@ -112,6 +121,7 @@ def incoming(session: Session, events: Sequence[Event], pops: ScreenPopReads | N
         if borrower is not None:
             latest = max(filter(None, (last_contact.get(borrower.id), borrower.last_contact_at, event.at)))
             last_contact[borrower.id] = latest
+            contacts.append(Contact(borrower.id, 'call', communication_id, event.at, CALL_SUBJECT))
         pop = ScreenPop(
             extension=event.to_extension,
             call_id=event.call_id,
@@ -130,6 +140,7 @@ def incoming(session: Session, events: Sequence[Event], pops: ScreenPopReads | N
     changed = [{'borrower': i, 'contact': at} for i, at in last_contact.items() if at != before[i]]
     if changed:
         connection.execute(UPDATE_LAST_CONTACT, changed)
+    outcome.notifications += contacts_changed(session, join_contacts(session, contacts, limits=limits))
     if pops is not None and rings:
         pops.read(session, rings)
     return outcome

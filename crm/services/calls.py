@@ -23,7 +23,7 @@ from crm.domain.clock import Clock, system_clock
 from crm.domain.errors import AccessDenied, NotFound, ServiceError
 from crm.domain.identifiers import phone_key
 from crm.domain.notifications import HistoryChanged
-from crm.domain.promises import PromiseStatus
+from crm.domain.promises import MAX_DAYS_AHEAD, PromiseStatus, date_problem
 from crm.domain.telephony import DONE_STATES, LIVE_STATES, CallState
 from crm.integrations.bus import EventBus
 from crm.services import audit
@@ -32,7 +32,7 @@ from crm.services.call_views import CallResult, CallView, ResultOption, call_vie
 from crm.services.compliance import ComplianceService
 from crm.services.notifier import Notifier
 from crm.services.phone_holders import first_holder
-from crm.services.promises import new_promise
+from crm.services.promises import new_promise, office_day
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,10 @@ class CallService:
         bus: EventBus,
         compliance: ComplianceService,
         clock: Clock = system_clock,
+        *,
+        promise_max_days: int = MAX_DAYS_AHEAD,
     ) -> None:
+        self._promise_max_days = promise_max_days
         self._sessions = sessions
         self._bus = bus
         self._notifier = Notifier(bus)
@@ -214,7 +217,7 @@ class CallService:
             communication = session.get(Communication, call.communication_id)
             if communication is None:
                 raise NotFound('Запись о звонке не найдена')
-            amount, promise_date, callback_at = _validate_result(option, result, now)
+            amount, promise_date, callback_at = _validate_result(option, result, now, self._promise_max_days)
             communication.result_code = option.code
             communication.result_name = option.name
             communication.reached = option.reached and call.answered_at is not None
@@ -289,7 +292,7 @@ class CallService:
 
 
 def _validate_result(
-    option: ResultCode, result: CallResult, now: datetime
+    option: ResultCode, result: CallResult, now: datetime, max_days: int
 ) -> tuple[Decimal | None, date | None, datetime | None]:
     amount = promise_date = callback_at = None
     if option.needs_promise:
@@ -304,8 +307,9 @@ def _validate_result(
         amount = amount.quantize(Decimal('0.01'))
         if result.promise_date is None:
             raise ServiceError('Укажите дату обещанного платежа')
-        if result.promise_date < now.date():
-            raise ServiceError('Дата обещанного платежа не может быть в прошлом')
+        problem = date_problem(result.promise_date, office_day(now), max_days)
+        if problem is not None:
+            raise ServiceError(problem)
         promise_date = result.promise_date
     if option.needs_callback:
         if result.callback_at is None:

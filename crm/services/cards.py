@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import BindParameter, Column, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
+from crm.db.engine import session_now
 from crm.db.models import (
     Borrower,
     BorrowerPhone,
@@ -30,6 +31,7 @@ from crm.domain.errors import NotFound
 from crm.services import audit
 from crm.services import views as v
 from crm.services.compliance import legal_flags
+from crm.services.promises import BROKEN_SHOWN, unanswered_break
 
 HISTORY_LIMIT = 50  # newest contacts on the card; the total is shown beside them
 
@@ -99,6 +101,13 @@ HISTORY: Select[Any] = (
     .order_by(_communications.c.started_at.desc(), _communications.c.id.desc())
     .limit(HISTORY_LIMIT)
 )
+# the flag «Нарушено обещание»: the latest broken promise nothing answered since (promises.unanswered_break)
+BROKEN_PROMISE: Select[Any] = (
+    select(_promises.c.amount, _promises.c.due_on)
+    .where(_promises.c.borrower_id == _BORROWER, unanswered_break(_promises, bindparam('since')))
+    .order_by(_promises.c.closed_at.desc())
+    .limit(1)
+)
 OPERATOR_NAME: Select[Any] = select(_users.c.full_name).where(_users.c.id == bindparam('user_id'))
 
 
@@ -155,7 +164,15 @@ def card(session: Session, b: Borrower) -> v.BorrowerCard:
         communications=history,
         communications_total=total,
         legal_flags=tuple(legal_flags(b)),
+        broken_promise=broken_promise(session, b.id),
     )
+
+
+def broken_promise(session: Session, borrower_id: int) -> v.BrokenPromise | None:
+    """The promise the card flags, if any."""
+    since = session_now(session) - BROKEN_SHOWN
+    row = session.connection().execute(BROKEN_PROMISE, {'borrower_id': borrower_id, 'since': since}).first()
+    return v.BrokenPromise(*row) if row is not None else None
 
 
 def history_of(session: Session, borrower_id: int) -> tuple[tuple[v.CommunicationItem, ...], int]:

@@ -25,14 +25,16 @@ from dataclasses import replace
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from crm.db.bulk import insert_many
 from crm.db.models import Borrower, Chat, Communication
 from crm.db.types import UtcDateTime
 from crm.db.upsert import insert_ignoring_conflicts
 from crm.domain.actor import Actor
 from crm.domain.clock import Clock, system_clock
+from crm.domain.contact_rules import CallLimits
 from crm.domain.errors import NotFound, ServiceError
 from crm.domain.identifiers import phone_key
 from crm.domain.messages import Creditor
@@ -56,6 +58,7 @@ from crm.services.event_schemas import ChatMessage, Event
 from crm.services.inbound import Outcome
 from crm.services.notifier import Notifier
 from crm.services.phone_holders import holders_of
+from crm.services.request_hooks import CHAT_SUBJECT, DEFAULT_LIMITS, Contact, contacts_changed, join_contacts
 from crm.services.templates import TemplateService
 
 log = logging.getLogger(__name__)
@@ -73,7 +76,6 @@ ADD_UNREAD = (
         last_message_at=case((_chats.c.last_message_at < _AT, _AT), else_=_chats.c.last_message_at),
     )
 )
-INSERT_MESSAGES = insert(_communications)
 LAST_CONTACT = (
     update(_borrowers)
     .where(
@@ -84,9 +86,10 @@ LAST_CONTACT = (
 )
 
 
-def chat_received(session: Session, events: Sequence[Event]) -> Outcome:
-    """Record a run of chat messages: new chats attached to their senders, the messages in the history,
-    the unread counts up; every tab hears the counts, the cards of those borrowers redraw."""
+def chat_received(session: Session, events: Sequence[Event], limits: CallLimits = DEFAULT_LIMITS) -> Outcome:
+    """Record a run of chat messages: new chats attached to their senders, the messages in the history
+    and in the borrowers' requests (``request_hooks``), the unread counts up; every tab hears the counts,
+    the cards of those borrowers redraw."""
     messages = sorted((e for e in events if isinstance(e, ChatMessage)), key=lambda e: e.at)
     outcome = Outcome()
     if not messages:
@@ -103,8 +106,9 @@ def chat_received(session: Session, events: Sequence[Event]) -> Outcome:
         ADD_UNREAD, [{'b_chat': c, 'b_count': n, 'b_at': at} for c, (n, at) in sorted(counts.items())]
     )
     chats = chat_rows(session, chat_ids)
-    connection.execute(
-        INSERT_MESSAGES,
+    message_ids = insert_many(  # their ids, for the requests' history lines
+        connection,
+        _communications,
         [
             {
                 'borrower_id': chats[m.chat_id].borrower_id,
@@ -120,6 +124,12 @@ def chat_received(session: Session, events: Sequence[Event]) -> Outcome:
             for m in messages
         ],
     )
+    contacts = [
+        Contact(borrower_id, 'chat', message_id, m.at, CHAT_SUBJECT, m.text)
+        for m, message_id in zip(messages, message_ids, strict=True)
+        if (borrower_id := chats[m.chat_id].borrower_id) is not None
+    ]
+    outcome.notifications += contacts_changed(session, join_contacts(session, contacts, limits=limits))
     latest: dict[int, datetime] = {}
     for m in messages:
         borrower_id = chats[m.chat_id].borrower_id
@@ -187,8 +197,11 @@ class ChatService:
         templates: TemplateService,
         creditor: Creditor,
         clock: Clock = system_clock,
+        *,
+        limits: CallLimits = DEFAULT_LIMITS,
     ) -> None:
         self._sessions = sessions
+        self._limits = limits  # the requests' deadline calendar (a linked chat joins the borrower's request)
         self._bus = bus
         self._notifier = Notifier(bus)
         self._templates = templates
@@ -341,11 +354,19 @@ class ChatService:
                     if known is None
                     else ServiceError('Чат уже привязан к заёмщику')
                 )
+            c_ = _communications.c
             moved = connection.execute(
                 update(_communications)
                 .where(_communications.c.chat_id == chat_id, _communications.c.borrower_id.is_(None))
                 .values(borrower_id=borrower_id)
-            ).rowcount
+                .returning(c_.id, c_.direction, c_.started_at, c_.body)
+            ).all()
+            contacts = [  # the borrower's messages so far join their request, in order
+                Contact(borrower_id, 'chat', row.id, row.started_at, CHAT_SUBJECT, row.body or '')
+                for row in sorted(moved, key=lambda row: (row.started_at, row.id))
+                if row.direction == 'in'
+            ]
+            joined = join_contacts(session, contacts, limits=self._limits)
             last = session.scalar(
                 select(func.max(Communication.started_at)).where(Communication.chat_id == chat_id)
             )
@@ -357,9 +378,12 @@ class ChatService:
                 user_id=actor.id,
                 borrower_id=borrower_id,
                 chat_id=chat_id,
-                messages=moved,
+                messages=len(moved),
             )
-            notes = changes(session, chat_rows(session, [chat_id]).values(), 'linked')
+            notes: list[Notification] = list(
+                changes(session, chat_rows(session, [chat_id]).values(), 'linked')
+            )
+            notes += contacts_changed(session, joined)
         self._notifier.publish([HistoryChanged(borrower_id), *notes])
 
 

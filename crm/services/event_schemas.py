@@ -90,7 +90,31 @@ class PaymentReceived(_Event):
     at: Moment
 
 
-Event = CallIncoming | CallAnswered | CallEnded | ChatMessage | SmsStatus | PaymentReceived
+class SaleDecided(_Event):
+    """The loan system's answer to ``product.sale.requested``: confirmed, or rejected with a reason."""
+
+    sale_id: str = Field(min_length=1, max_length=36)
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class SaleConfirmed(SaleDecided):
+    pass
+
+
+class SaleRejected(SaleDecided):
+    pass
+
+
+Event = (
+    CallIncoming
+    | CallAnswered
+    | CallEnded
+    | ChatMessage
+    | SmsStatus
+    | PaymentReceived
+    | SaleConfirmed
+    | SaleRejected
+)
 EVENT_TYPES: dict[str, type[Event]] = {
     'telephony.call.incoming': CallIncoming,
     'telephony.call.answered': CallAnswered,
@@ -98,6 +122,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
     'chat.message.received': ChatMessage,
     'sms.status': SmsStatus,
     'loan.payment.received': PaymentReceived,
+    'product.sale.confirmed': SaleConfirmed,
+    'product.sale.rejected': SaleRejected,
 }
 
 
@@ -145,6 +171,8 @@ def idempotency_key(event_type: str, event: Event) -> str:
         return sms_status_key(event.message_id, event.status)
     if isinstance(event, PaymentReceived):
         return f'{event_type}:{event.payment_id}'
+    if isinstance(event, SaleDecided):  # one answer of each kind per sale: a repeat has no second effect
+        return f'{event_type}:{event.sale_id}'
     return f'{event_type}:{event.call_id}'
 
 

@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Row, Table, and_, bindparam, func, or_, select, update
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm.db.models import Borrower, Communication, Loan, Mailing, OutboxMessage
@@ -45,6 +44,7 @@ from crm.services.message_text import (
 )
 from crm.services.notifier import Notifier
 from crm.services.outbox import NewMessage, queue_many
+from crm.services.periodic import PeriodicWorker
 from crm.services.segments import Segment, flags_of, segment_conditions, segment_query, usable_address
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class _Claimed:
     started: bool
 
 
-class MailingWorker:
+class MailingWorker(PeriodicWorker):
     """Queues due mailings; ``run_once`` for tests and benchmarks, ``start``/``stop`` for the app."""
 
     def __init__(
@@ -114,35 +114,10 @@ class MailingWorker:
         self._clock = clock
         self._ttl = ttl
         self.batch_size = batch_size
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(name='mailings', interval=interval)
 
-    # --- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name='crm-mailings', daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                busy = self.run_once(stop=self._stop) > 0
-            except OperationalError as error:  # the database away for a moment: try again later
-                log.warning('mailing worker: database unavailable: %s', error.orig)
-                busy = False
-            except Exception:
-                log.exception('mailing worker: batch failed')
-                busy = False
-            if not busy:
-                self._stop.wait(self._interval)
+    def _round(self) -> int:
+        return self.run_once(stop=self._stop)  # a long mailing stops between its batches
 
     # --- the work -------------------------------------------------------------------------------
     def run_once(self, *, stop: threading.Event | None = None) -> int:

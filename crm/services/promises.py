@@ -18,28 +18,35 @@
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, exists, func, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    FromClause,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm.db.models import Borrower, Promise
+from crm.db.models import Borrower, Communication, Payment, Promise
 from crm.domain.actor import Actor
 from crm.domain.clock import Clock, system_clock
 from crm.domain.errors import NotFound, ServiceError
 from crm.domain.formatting import OFFICE_TZ
 from crm.domain.notifications import HistoryChanged
-from crm.domain.promises import PromiseStatus, closing_status, needed
+from crm.domain.promises import MAX_DAYS_AHEAD, PromiseStatus, closing_status, date_problem, needed, source_of
 from crm.services.notifier import Notifier
-
-log = logging.getLogger(__name__)
+from crm.services.periodic import PeriodicWorker
 
 _promises = promises_table = cast(Table, Promise.__table__)
 
@@ -54,6 +61,7 @@ SET_PROMISE = (
 class PromiseRules:
     share: float = 1.0  # CRM_PROMISE_KEPT_SHARE
     grace_days: int = 1  # CRM_PROMISE_GRACE_DAYS
+    max_days: int = MAX_DAYS_AHEAD  # CRM_PROMISE_MAX_DAYS: how far ahead a promise may be due
 
 
 DEFAULT_RULES = PromiseRules()
@@ -73,19 +81,52 @@ def office_day(moment: datetime) -> date:
     return moment.astimezone(OFFICE_TZ).date()
 
 
-# --- the operator's list -------------------------------------------------------------------------
-BROKEN_SHOWN = timedelta(days=30)  # «Нарушенные обещания»: promises broken this recently
+# --- the operator's list and the card's flag ----------------------------------------------------
+BROKEN_SHOWN = timedelta(days=30)  # a broken promise is flagged this long at most
+_payments = cast(Table, Payment.__table__)
+_later = _promises.alias('later_promise')
+
+
+def unanswered_break(promise: FromClause, since: datetime | BindParameter[Any]) -> ColumnElement[bool]:
+    """The flag «Нарушено обещание», for one row of ``promise`` (the promises table or an alias of it):
+    it broke (status «Нарушено»; a late payment makes it «Выполнено частично») on or after ``since``
+    (``BROKEN_SHOWN`` ago: the last 30 days), and since it was made the borrower has paid nothing and
+    made no newer promise (a cancelled one aside).
+    Each part is a lookup by ``borrower_id`` (indexed in promises and payments)."""
+    p = promise.c
+    return and_(
+        p.status == str(PromiseStatus.BROKEN),
+        p.closed_at >= since,
+        ~exists().where(_payments.c.borrower_id == p.borrower_id, _payments.c.at >= p.created_at),
+        ~exists().where(
+            _later.c.borrower_id == p.borrower_id,
+            _later.c.created_at > p.created_at,
+            _later.c.status != str(PromiseStatus.CANCELLED),
+        ),
+    )
+
+
+def broken_flag(now: datetime) -> ColumnElement[bool]:
+    """For a query over borrowers: the borrower has a flagged broken promise (``unanswered_break``)."""
+    since = now - BROKEN_SHOWN
+    return exists().where(_promises.c.borrower_id == Borrower.id, unanswered_break(_promises, since))
+
+
+def flagged(session: Session, borrower_ids: Sequence[int], now: datetime) -> set[int]:
+    """Which of these borrowers (a page of the list) carry the flag: one EXISTS per borrower."""
+    if not borrower_ids:
+        return set()
+    return set(session.scalars(select(Borrower.id).where(Borrower.id.in_(borrower_ids), broken_flag(now))))
 
 
 def promise_filter(kind: str, now: datetime) -> ColumnElement[bool]:
-    """Borrowers with an open promise due today (office calendar), or one broken in the last 30 days."""
+    """Borrowers with an open promise due today (office calendar), or the flag «Нарушено обещание»."""
     if kind == 'today':
-        which = and_(Promise.status == str(PromiseStatus.OPEN), Promise.due_on == office_day(now))
-    elif kind == 'broken':
-        which = and_(Promise.status == str(PromiseStatus.BROKEN), Promise.closed_at >= now - BROKEN_SHOWN)
-    else:
-        raise ValueError(f'unknown promise filter {kind!r}')
-    return exists().where(Promise.borrower_id == Borrower.id, which)
+        today = and_(Promise.status == str(PromiseStatus.OPEN), Promise.due_on == office_day(now))
+        return exists().where(Promise.borrower_id == Borrower.id, today)
+    if kind == 'broken':
+        return broken_flag(now)
+    raise ValueError(f'unknown promise filter {kind!r}')
 
 
 # --- promises by hand -------------------------------------------------------------------------------
@@ -97,6 +138,8 @@ class PromiseView:
     due_on: date
     status: PromiseStatus
     paid_amount: Decimal
+    created_at: datetime
+    source: str  # 'call' | 'chat' | 'hand' (PROMISE_SOURCE_LABELS)
 
 
 @dataclass(frozen=True)
@@ -115,7 +158,8 @@ def _money(value: Decimal | None) -> Decimal:
     return Decimal('0.00') if value is None else value
 
 
-def _view(promise: Promise) -> PromiseView:
+def _view(promise: Promise, channel: str | None) -> PromiseView:
+    """``channel``: that of the contact the promise is tied to (None: none, written by hand)."""
     return PromiseView(
         promise.id,
         promise.borrower_id,
@@ -123,7 +167,26 @@ def _view(promise: Promise) -> PromiseView:
         promise.due_on,
         PromiseStatus(promise.status),
         promise.paid_amount,
+        promise.created_at,
+        source_of(channel),
     )
+
+
+def _last_chat_message(session: Session, borrower_id: int) -> Communication:
+    """What a promise made in the chat is tied to: the borrower's newest message there."""
+    message = session.scalar(
+        select(Communication)
+        .where(
+            Communication.borrower_id == borrower_id,
+            Communication.channel == 'chat',
+            Communication.direction == 'in',
+        )
+        .order_by(Communication.id.desc())
+        .limit(1)
+    )
+    if message is None:
+        raise ServiceError('Заёмщик не писал в чат: обещание из чата записать нельзя')
+    return message
 
 
 def new_promise(
@@ -150,28 +213,49 @@ def new_promise(
 
 class PromiseService:
     def __init__(
-        self, sessions: sessionmaker[Session], notifier: Notifier, *, clock: Clock = system_clock
+        self,
+        sessions: sessionmaker[Session],
+        notifier: Notifier,
+        *,
+        rules: PromiseRules = DEFAULT_RULES,
+        clock: Clock = system_clock,
     ) -> None:
         self._sessions = sessions
         self._notifier = notifier
+        self._rules = rules
         self._clock = clock
 
-    def create(self, actor: Actor, borrower_id: int, amount: Decimal, due_on: date) -> PromiseView:
-        """A promise written down by hand (from a chat, a visit): amount > 0, the date today or later."""
+    def create(
+        self, actor: Actor, borrower_id: int, amount: Decimal, due_on: date, *, source: str = 'hand'
+    ) -> PromiseView:
+        """A promise written down by hand: amount > 0, the date today or later. ``source='chat'``: made
+        in the chat — tied to the borrower's newest chat message, which then shows it in the history (and
+        gives the templates' «последнее обещание»), as a call's result does."""
         now = self._clock()
         if amount <= 0 or amount != amount.quantize(Decimal('0.01')):
             raise ServiceError('Сумма обещания должна быть больше нуля, с точностью до копейки')
-        if due_on < office_day(now):
-            raise ServiceError('Дата обещания не может быть в прошлом')
+        problem = date_problem(due_on, office_day(now), self._rules.max_days)
+        if problem is not None:
+            raise ServiceError(problem)
+        if source not in ('hand', 'chat'):
+            raise ValueError(f'unknown promise source {source!r}')
         with self._sessions.begin() as session:
             if session.get(Borrower, borrower_id) is None:
                 raise NotFound('Заёмщик не найден')
+            message = _last_chat_message(session, borrower_id) if source == 'chat' else None
             promise = new_promise(
-                borrower_id=borrower_id, operator_id=actor.id, amount=amount, due_on=due_on, now=now
+                borrower_id=borrower_id,
+                operator_id=actor.id,
+                amount=amount,
+                due_on=due_on,
+                now=now,
+                communication_id=message.id if message is not None else None,
             )
+            if message is not None:
+                message.promise_amount, message.promise_date = amount, due_on
             session.add(promise)
             session.flush()
-            view = _view(promise)
+            view = _view(promise, message.channel if message is not None else None)
         self._notifier.publish([HistoryChanged(borrower_id)])
         return view
 
@@ -185,7 +269,7 @@ class PromiseService:
                 raise ServiceError('Отменить можно только открытое обещание')
             promise.status = str(PromiseStatus.CANCELLED)
             promise.closed_at = self._clock()
-            view = _view(promise)
+            view = _view(promise, _channel(session, promise))
         self._notifier.publish([HistoryChanged(view.borrower_id)])
         return view
 
@@ -222,20 +306,28 @@ class PromiseService:
         return figures
 
     def of_borrower(self, borrower_id: int) -> list[PromiseView]:
+        """The borrower's promises, the latest date first, each with where it was made."""
         with self._sessions() as session:
-            promises = session.scalars(
-                select(Promise)
+            rows = session.execute(
+                select(Promise, Communication.channel)
+                .outerjoin(Communication, Communication.id == Promise.communication_id)
                 .where(Promise.borrower_id == borrower_id)
-                .order_by(Promise.due_on.desc(), Promise.id)
+                .order_by(Promise.due_on.desc(), Promise.id.desc())
             )
-            return [_view(p) for p in promises]
+            return [_view(promise, channel) for promise, channel in rows]
+
+
+def _channel(session: Session, promise: Promise) -> str | None:
+    if promise.communication_id is None:
+        return None
+    return session.scalar(select(Communication.channel).where(Communication.id == promise.communication_id))
 
 
 # --- the checker ------------------------------------------------------------------------------------
 OnClosed = Callable[[Session, Sequence[ClosedPromise]], None]
 
 
-class PromiseChecker:
+class PromiseChecker(PeriodicWorker):
     """Closes the open promises whose last day passed: partly kept or broken. Any number of processes."""
 
     def __init__(
@@ -255,34 +347,7 @@ class PromiseChecker:
         self._clock = clock
         self._on_closed = on_closed  # in the closing transaction: the requests capability's hook
         self.batch_size = batch_size
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name='crm-promises', daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                busy = self.run_once() > 0
-            except OperationalError as error:
-                log.warning('promise checker: database unavailable: %s', error.orig)
-                busy = False
-            except Exception:
-                log.exception('promise checker: batch failed')
-                busy = False
-            if not busy:
-                self._stop.wait(self._interval)
+        super().__init__(name='promises', interval=interval)
 
     def run_once(self) -> int:
         """Close one batch of overdue open promises; how many were closed."""

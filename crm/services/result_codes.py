@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm.db.models import ResultCode
 from crm.domain import Role
 from crm.domain.actor import Actor
-from crm.domain.errors import ServiceError
+from crm.domain.errors import NotFound, ServiceError
 from crm.services import audit
 
 _CODE = re.compile(r'^[a-z][a-z0-9_]{1,31}$')
@@ -39,8 +39,15 @@ class ResultCodeService:
                 for c in session.scalars(select(ResultCode).order_by(ResultCode.position, ResultCode.id))
             ]
 
+    def create(self, actor: Actor, row: ResultCodeRow) -> ResultCodeRow:
+        """A new result; a code that exists is refused (never overwritten)."""
+        return self._write(actor, row, new=True)
+
     def save(self, actor: Actor, row: ResultCodeRow) -> ResultCodeRow:
-        """Create a result or change one; codes are never deleted (history refers to them), only retired."""
+        """Change a result; codes are never deleted (history refers to them), only retired."""
+        return self._write(actor, row, new=False)
+
+    def _write(self, actor: Actor, row: ResultCodeRow, *, new: bool) -> ResultCodeRow:
         actor.require(Role.ADMIN)
         name = row.name.strip()
         if not name:
@@ -49,6 +56,10 @@ class ResultCodeService:
             raise ServiceError('Результат не может требовать и обещание, и обратный звонок')
         with self._sessions.begin() as session:
             existing = session.scalar(select(ResultCode).where(ResultCode.code == row.code))
+            if new and existing is not None:
+                raise ServiceError(f'Результат с кодом «{row.code}» уже есть: выберите другой код')
+            if not new and existing is None:
+                raise NotFound('Результат не найден')
             if existing is None:
                 if not _CODE.match(row.code):
                     raise ServiceError('Код: латинские строчные буквы, цифры и _, от 2 до 32 символов')

@@ -39,6 +39,7 @@ class BorrowerRow:
     archived: bool
     loan: LoanBrief | None  # the most recent loan
     loans: tuple[LoanBrief, ...] = ()  # newest first
+    broken_promise: bool = False  # the flag «Нарушено обещание» (promises.unanswered_break); the list only
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,14 @@ class CommunicationItem:
 
 
 @dataclass(frozen=True)
+class BrokenPromise:
+    """A broken promise the card flags (``promises.unanswered_break``)."""
+
+    amount: Decimal
+    due_on: date
+
+
+@dataclass(frozen=True)
 class BorrowerCard:
     id: int
     pin: str
@@ -157,6 +166,7 @@ class BorrowerCard:
     communications: tuple[CommunicationItem, ...]  # newest first
     communications_total: int
     legal_flags: tuple[LegalFlag, ...] = ()
+    broken_promise: BrokenPromise | None = None  # the flag «Нарушено обещание»: the latest such promise
 
     @property
     def full_name(self) -> str:

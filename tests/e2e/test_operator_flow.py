@@ -55,3 +55,13 @@ def test_operator_finds_a_borrower_by_phone_and_reads_the_debt(app_url, page, se
     expect(loans).to_be_hidden()
     page.get_by_text('Займы (', exact=False).click()
     expect(loans).to_be_visible()
+
+    # the borrower's local time is a clock the page keeps going; a phone chip dials its number
+    expect(page.locator('[data-local-clock]')).to_have_count(1)
+    refused = page.get_by_test_id('call-refusal').is_visible()  # the law may say no today: then it says why
+    page.locator(f'[data-dial="{phone}"]').click()
+    if refused:
+        expect(page.locator('.q-notification').first).to_contain_text('230-ФЗ')
+    else:
+        expect(page.get_by_text('Набор номера', exact=False).first).to_be_visible()
+        expect(page.get_by_text(format_phone(phone), exact=False).first).to_be_visible()

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from crm.db.models import AuditEntry, User
 from crm.domain import Role
 from crm.domain.errors import LoginFailed
-from crm.services.auth import WRONG_CREDENTIALS, AuthService
+from crm.services.auth import AuthService
 from tests.conftest import TEST_NOW
 from tests.factories import make_user
 
@@ -32,7 +32,8 @@ def test_wrong_password_and_unknown_login_say_the_same(auth, sessions) -> None:
         auth.authenticate(user.login, 'nope')
     with pytest.raises(LoginFailed) as unknown_login:
         auth.authenticate('no_such_user', 'secret')
-    assert wrong_password.value.message == unknown_login.value.message == WRONG_CREDENTIALS
+    assert wrong_password.value.message == unknown_login.value.message == auth.refusal
+    assert auth.refusal.startswith('Неверный логин или пароль')
 
 
 def test_five_failures_lock_for_fifteen_minutes_even_the_right_password(auth, sessions) -> None:
@@ -41,14 +42,37 @@ def test_five_failures_lock_for_fifteen_minutes_even_the_right_password(auth, se
     for _ in range(4):
         with pytest.raises(LoginFailed, match='Неверный логин или пароль'):
             auth.authenticate(user.login, 'wrong', now=now)
-    with pytest.raises(LoginFailed, match='Повторите через 15 минут'):
+    with pytest.raises(LoginFailed, match='Неверный логин или пароль'):
         auth.authenticate(user.login, 'wrong', now=now)
-    with pytest.raises(LoginFailed, match='заблокирован'):
+    with pytest.raises(LoginFailed) as locked:
         auth.authenticate(user.login, 'secret', now=now + timedelta(minutes=14))
+    assert locked.value.message == auth.refusal  # a locked account reads like an unknown login
     assert auth.authenticate(user.login, 'secret', now=now + timedelta(minutes=15, seconds=1)).id == user.id
     with sessions() as session:
         actions = session.scalars(select(AuditEntry.action).where(AuditEntry.user_id == user.id)).all()
     assert 'login.lockout' in actions and actions[-1] == 'login'
+
+
+def test_a_locked_login_and_an_unknown_one_answer_alike_and_check_a_hash_alike(
+    auth, sessions, monkeypatch
+) -> None:
+    from crm.services import auth as auth_module
+
+    checked: list[str] = []
+    real_verify = auth_module.verify_password
+    monkeypatch.setattr(auth_module, 'verify_password', lambda p, h: checked.append(p) or real_verify(p, h))
+    user = make_user(sessions)
+    for _ in range(5):
+        with pytest.raises(LoginFailed):
+            auth.authenticate(user.login, 'wrong', now=TEST_NOW)
+    answers = []
+    for login in (user.login, 'no_such_login'):
+        checked.clear()
+        with pytest.raises(LoginFailed) as refused:
+            auth.authenticate(login, 'secret', now=TEST_NOW + timedelta(minutes=1))
+        answers.append(refused.value.message)
+        assert checked == ['secret']  # one hash checked either way: the same time
+    assert answers[0] == answers[1] == auth.refusal
 
 
 def test_success_resets_the_failure_count(auth, sessions) -> None:

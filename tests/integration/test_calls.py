@@ -68,17 +68,16 @@ def test_incoming_call_records_call_and_communication_and_pops(
         'in',
         borrower.id,
     )
-    assert bus.ui == [
-        {
-            'kind': 'screen_pop',
-            'extension': operator.extension,
-            'call_id': call_id,
-            'borrower_id': borrower.id,
-            'borrower_name': 'Звонков Тест Тестович',
-            'number': phone,
-            'at': '2026-11-26T09:00:00+00:00',
-        }
-    ]
+    assert bus.ui[0] == {  # the name first; then the caller's request (opened or joined: test_requests)
+        'kind': 'screen_pop',
+        'extension': operator.extension,
+        'call_id': call_id,
+        'borrower_id': borrower.id,
+        'borrower_name': 'Звонков Тест Тестович',
+        'number': phone,
+        'at': '2026-11-26T09:00:00+00:00',
+    }
+    assert [item['kind'] for item in bus.ui] == ['screen_pop', 'requests']
     with sessions() as session:
         assert session.get(Borrower, borrower.id).last_contact_at == datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
@@ -357,11 +356,16 @@ def test_230_fz_quiet_hours_in_the_borrowers_time_zone(calls, sessions, operator
         calls.dial(operator, borrower.phones[0].phone, borrower_id=borrower.id)
 
 
-def test_230_fz_no_overdue_debt_no_limits(inbound, calls, sessions, operator, clock) -> None:
+def test_230_fz_no_overdue_debt_no_limits_but_the_quiet_hours(
+    inbound, calls, sessions, operator, clock
+) -> None:
     borrower = make_borrower(sessions, phones=(unique_phone(),))
-    clock.now = datetime(2026, 11, 26, 20, 30, tzinfo=UTC)  # 23:30 in Moscow
+    clock.now = datetime(2026, 11, 26, 18, 30, tzinfo=UTC)  # 21:30 in Moscow
     answered_outgoing(inbound, calls, sessions, operator, borrower)
-    answered_outgoing(inbound, calls, sessions, operator, borrower)
+    answered_outgoing(inbound, calls, sessions, operator, borrower)  # no daily limit without overdue debt
+    clock.now = datetime(2026, 11, 26, 23, 6, tzinfo=UTC)  # 02:06 in Moscow
+    with pytest.raises(ServiceError, match='Тихие часы'):
+        calls.dial(operator, borrower.phones[0].phone, borrower_id=borrower.id)
 
 
 @pytest.mark.parametrize('flag', ['contact_refused', 'representative_only', 'bankrupt', 'incapacitated'])

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from crm import bootstrap
 from crm.api import routes
@@ -125,6 +125,28 @@ def test_unknown_loan_and_bad_amounts_are_refused_with_nothing_written(inbound, 
         assert session.scalar(select(InboundEvent).where(InboundEvent.key == key)) is None
 
 
+def test_a_call_result_promising_years_ahead_is_refused_and_nothing_saved(
+    system, inbound, sessions, operator
+) -> None:
+    call_id = ended_call(inbound, system.services.calls, sessions, operator)
+    with pytest.raises(ServiceError, match='не более 30 дн'):
+        system.services.calls.save_result(
+            operator, call_id, CallResult('promise', promise_amount='3000', promise_date=date(2030, 1, 1))
+        )
+    with sessions() as session:
+        saved = session.scalar(select(Communication.result_code).where(Communication.call_id == call_id))
+        assert saved is None
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(Promise)
+                .join(Communication)
+                .where(Communication.call_id == call_id)
+            )
+            == 0
+        )
+
+
 def test_call_promise_kept_by_payments_out_of_order(system, inbound, sessions, operator, clock) -> None:
     call_id = ended_call(inbound, system.services.calls, sessions, operator)
     system.services.calls.save_result(
@@ -188,6 +210,11 @@ def test_promise_by_hand_refuses_bad_input_and_can_be_cancelled(system, sessions
         promise_by_hand(system, operator, borrower_id, '0', date(2026, 11, 30))
     with pytest.raises(ServiceError, match='прошлом'):
         promise_by_hand(system, operator, borrower_id, '10', date(2026, 11, 25))
+    with pytest.raises(ServiceError, match=r'не позже 26\.12\.2026'):  # at most 30 days ahead
+        promise_by_hand(system, operator, borrower_id, '10', date(2030, 1, 1))
+    assert promise_by_hand(system, operator, borrower_id, '10', date(2026, 12, 26)).due_on == date(
+        2026, 12, 26
+    )
     promise = promise_by_hand(system, operator, borrower_id, '10', date(2026, 11, 30))
     assert system.services.promises.cancel(operator, promise.id).status == PromiseStatus.CANCELLED
     with pytest.raises(ServiceError, match='открытое'):

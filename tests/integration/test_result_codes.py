@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from crm.db.models import User
 from crm.domain import Role
-from crm.domain.errors import AccessDenied, ServiceError
+from crm.domain.errors import AccessDenied, NotFound, ServiceError
 from crm.integrations.bus import InProcessBus
 from crm.services.auth import to_actor
 from crm.services.calls import CallService
@@ -40,7 +40,7 @@ def test_admin_adds_and_retires_a_result_operators_see_only_active(sessions, adm
     service = ResultCodeService(sessions)
     calls = CallService(sessions, InProcessBus(), ComplianceService(sessions, clock=clock), clock=clock)
     code = f'court_{unique()}'
-    service.save(admin, ResultCodeRow(code, 'Направлено в суд', True, False, False, True))
+    service.create(admin, ResultCodeRow(code, 'Направлено в суд', True, False, False, True))
     assert code in [o.code for o in calls.result_options()]
     service.save(admin, ResultCodeRow(code, 'Направлено в суд', True, False, False, False))
     assert code not in [o.code for o in calls.result_options()]
@@ -57,7 +57,17 @@ def test_admin_adds_and_retires_a_result_operators_see_only_active(sessions, adm
 )
 def test_bad_result_definitions_are_refused(sessions, admin, row, message) -> None:
     with pytest.raises(ServiceError, match=message):
-        ResultCodeService(sessions).save(admin, row)
+        ResultCodeService(sessions).create(admin, row)
+
+
+def test_a_new_result_with_a_code_that_exists_is_refused_and_nothing_changes(sessions, admin) -> None:
+    service = ResultCodeService(sessions)
+    before = {r.code: r for r in service.all(admin)}['promise']
+    with pytest.raises(ServiceError, match='уже есть'):
+        service.create(admin, ResultCodeRow('promise', 'Другое название', True, False, False, True))
+    assert {r.code: r for r in service.all(admin)}['promise'] == before
+    with pytest.raises(NotFound):
+        service.save(admin, ResultCodeRow('no_such_code', 'Новый', True, False, False, True))
 
 
 def test_only_admins_edit_results(sessions) -> None:

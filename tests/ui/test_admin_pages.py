@@ -46,3 +46,5 @@ async def test_admin_pages_are_closed_to_operators(user: User) -> None:
     await user.should_see('Раздел доступен только администратору', retries=WAIT)
     await user.open('/admin/results')
     await user.should_see('Раздел доступен только администратору', retries=WAIT)
+    await user.should_see('Заёмщики')  # inside the normal frame, with its header
+    await user.should_see('На главную')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from nicegui import ui
@@ -75,3 +76,43 @@ async def test_moments_at_the_edge_of_the_calendar_render_on_the_list_and_the_ca
     await user.open(f'/borrower/{borrower.id}')
     await user.should_see('Сообщение с часами не в порядке', retries=WAIT)
     await user.should_not_see('Запись разговора')  # a javascript: URL is never a link
+
+
+async def test_the_api_description_is_for_administrators_only(user: User) -> None:
+    for path in ('/docs', '/openapi.json'):
+        anonymous = await user.http_client.get(path)
+        assert anonymous.status_code in (302, 307) and '/login' in anonymous.headers['location'], path
+    await log_in(user, 'operator1', 'operator')
+    await user.should_see('Мои заёмщики', retries=WAIT)
+    refused = await user.http_client.get('/openapi.json')
+    assert refused.status_code == 403 and 'только администратору' in refused.text
+    await user.open('/logout')
+    await log_in(user, 'admin', 'admin', path='/admin/tokens')
+    await user.should_see('API-токены', retries=WAIT)
+    described = await user.http_client.get('/openapi.json')
+    assert described.status_code == 200 and '/api/v1/events' in described.json()['paths']
+
+
+async def test_error_pages_are_russian_inside_the_frame_without_exception_text(user: User) -> None:
+    await log_in(user, 'operator1', 'operator')
+    await user.should_see('Мои заёмщики', retries=WAIT)
+    for path in ('/no/such/page', '/borrower/abc', '/borrower/99999999999999999999999', '/borrower/-1'):
+        response = await user.http_client.get(path)
+        assert response.status_code == 404, path
+        assert shows(response, 'Страница не найдена') and shows(response, 'На главную'), path
+        assert shows(response, 'Заёмщики'), path  # the normal frame, with its header
+        for leak in ('Traceback', 'OverflowError', 'Not Found', "doesn't exist", 'validation'):
+            assert leak not in response.text, (path, leak)
+    api = await user.http_client.get('/api/v1/no-such-endpoint')
+    assert api.status_code == 404 and api.json() == {'detail': 'Not Found'}  # the API keeps its JSON
+
+
+async def test_an_error_page_before_login_is_russian_too(user: User) -> None:
+    response = await user.http_client.get('/login/no-such-page')
+    assert response.status_code == 404
+    assert shows(response, 'Страница не найдена') and shows(response, 'На главную')
+
+
+def shows(response, text: str) -> bool:
+    """The text is in the page: as HTML or in the elements' JSON (which may escape it)."""
+    return text in response.text or json.dumps(text)[1:-1] in response.text

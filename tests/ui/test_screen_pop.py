@@ -8,8 +8,10 @@ from datetime import timedelta
 from nicegui import ui
 from nicegui.testing import User
 
+from crm.db.models import User as UserRow
+from crm.domain import Role
 from tests.conftest import TEST_API_TOKEN, TEST_NOW
-from tests.factories import make_borrower, unique, unique_phone
+from tests.factories import make_borrower, make_user, unique, unique_phone
 from tests.ui.conftest import WAIT, log_in, until
 
 AUTH = {'Authorization': f'Bearer {TEST_API_TOKEN}'}
@@ -118,6 +120,20 @@ async def test_new_call_is_refused_on_a_card_with_a_legal_status(user: User, ses
     await user.should_see('Звонки запрещены', retries=WAIT)
     (button,) = [b for b in user.find('Новый звонок').elements if isinstance(b, ui.button)]
     assert not button.enabled
+    (dial,) = [b for b in user.find('Набрать номер').elements if isinstance(b, ui.button)]
+    assert not dial.enabled  # a number typed by hand on this card is a call to this borrower
+    assert 'Звонки запрещены' in dial.parent_slot.parent.props['title']  # why, before typing a number
+
+
+async def test_without_an_extension_dialling_is_disabled_and_says_why(user: User, sessions) -> None:
+    admin = make_user(sessions, role=Role.ADMIN)
+    with sessions.begin() as session:
+        session.get(UserRow, admin.id).extension = None
+    borrower = make_borrower(sessions, last='Безномерной', phones=(unique_phone(),))
+    await log_in(user, admin.login, 'secret', path=f'/borrower/{borrower.id}')
+    await user.should_see('Безномерной', retries=WAIT)
+    (dial,) = [b for b in user.find('Набрать номер').elements if isinstance(b, ui.button)]
+    assert not dial.enabled and 'нет внутреннего номера' in dial.parent_slot.parent.props['title']
 
 
 async def test_supervisor_records_a_refusal_of_interaction(user: User, sessions) -> None:

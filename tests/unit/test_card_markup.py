@@ -175,3 +175,17 @@ def test_edge_moments_render() -> None:
         card(communications=(odd,), last_contact_at=datetime(9999, 12, 31, tzinfo=UTC)), NOW
     )
     assert '01.01.0001' in drawn.history and '31.12.9999' in drawn.top
+
+
+def test_the_local_time_goes_on_in_the_browser_from_the_servers_moment() -> None:
+    drawn = card_markup.render(card(), NOW)
+    ticking = f'data-local-clock data-tz="Europe/Moscow" data-now-ms="{int(NOW.timestamp() * 1000)}"'
+    assert ticking in drawn.top and 'data-suffix=" (UTC+3)">12:00 (UTC+3)</span>' in drawn.top
+    assert "querySelectorAll('[data-local-clock]')" in card_markup.CARD_JS
+
+
+def test_phone_chips_dial_their_own_number() -> None:
+    drawn = card_markup.render(card(), NOW)
+    for phone in card().phones:
+        assert f'data-dial="{phone.number}"' in drawn.top
+    assert "emitEvent('crm-dial'" in card_markup.CARD_JS

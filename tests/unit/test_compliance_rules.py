@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,6 +12,7 @@ import pytest
 
 from crm.domain.contact_rules import (
     LEGAL_FLAG_LABELS,
+    QUIET_HOURS,
     CallLimits,
     LegalFlag,
     Verdict,
@@ -444,10 +446,24 @@ def test_flags_are_strings_with_russian_labels() -> None:
     assert all(label and label[0].isupper() for label in LEGAL_FLAG_LABELS.values())
 
 
-def test_without_overdue_debt_neither_hours_nor_limits_apply() -> None:
+def test_without_overdue_debt_the_limits_do_not_apply_but_the_quiet_hours_do() -> None:
     calls = [at(MOSCOW, 2025, 11, 26, 10, 0), at(MOSCOW, 2025, 11, 26, 11, 0), at(MOSCOW, 2025, 11, 24, 9, 0)]
-    assert check(at(MOSCOW, 2025, 11, 26, 23, 0), calls=calls, overdue=False) == Verdict(allowed=True)
-    assert check(at(MOSCOW, 2025, 11, 29, 7, 0), overdue=False).allowed
+    assert check(at(MOSCOW, 2025, 11, 26, 12, 0), calls=calls, overdue=False) == Verdict(allowed=True)
+    night = check(at(MOSCOW, 2025, 11, 27, 2, 6), calls=calls, overdue=False)  # the newcomer's 02:06
+    assert not night.allowed and night.rule == QUIET_HOURS and '02:06' in (night.reason or '')
+    assert night.next_allowed_at == at(MOSCOW, 2025, 11, 27, 8, 0)  # the limits do not push it further
+    saturday = check(at(MOSCOW, 2025, 11, 29, 7, 0), overdue=False)
+    assert not saturday.allowed and saturday.next_allowed_at == at(MOSCOW, 2025, 11, 29, 9, 0)
+
+
+def test_the_quiet_hours_for_calls_without_overdue_debt_can_be_switched_off() -> None:
+    lenient = replace(LEGAL, quiet_hours_for_every_call=False)
+    assert check(at(MOSCOW, 2025, 11, 27, 2, 6), overdue=False, limits=lenient) == Verdict(allowed=True)
+    assert not check(at(MOSCOW, 2025, 11, 27, 2, 6), overdue=True, limits=lenient).allowed
+
+
+def test_messages_without_overdue_debt_are_free_of_hours_and_limits() -> None:
+    assert message(at(MOSCOW, 2025, 11, 27, 2, 6), overdue=False).allowed
 
 
 def test_naive_datetimes_are_refused() -> None:

@@ -59,6 +59,7 @@ setInterval(() => {
 """
 BUSY = 'Сначала завершите текущий звонок'
 RESULT_FIRST = 'Сначала сохраните результат предыдущего звонка'
+NO_EXTENSION = 'У вас нет внутреннего номера: звонить можно только с привязанного телефона'
 
 
 class CallPanel:
@@ -119,13 +120,16 @@ class CallPanel:
         live = call is not None and call.live
         pending = call is not None and call.needs_result
         busy_reason = BUSY if live else RESULT_FIRST if pending else None
+        if busy_reason is None and not ws.actor.extension:
+            busy_reason = NO_EXTENSION
+        # with a card shown, a number typed by hand is a call to that borrower: the same law applies
+        refused = card is not None and ws.verdict is not None and not ws.verdict.allowed
+        dial_reason = busy_reason or (ws.verdict.reason if refused and ws.verdict else None)
         new_call_reason = busy_reason
         if new_call_reason is None and card is not None and not card.phones:
             new_call_reason = 'У заёмщика нет телефона'
-        if new_call_reason is None and ws.verdict is not None and not ws.verdict.allowed:
-            new_call_reason = ws.verdict.reason
-        self.new_call.show(card is not None, new_call_reason)
-        self.dial.show(True, busy_reason)
+        self.new_call.show(card is not None, new_call_reason or dial_reason)
+        self.dial.show(True, dial_reason)
         on_hold = call is not None and call.state == CallState.ON_HOLD
         self.hold.relabel(
             'Вернуть звонок' if on_hold else 'Удерживать звонок', 'play_arrow' if on_hold else 'pause'

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from crm.domain import CHANNEL_LABELS, overdue_bucket, status_label
 from crm.domain import formatting as fmt
@@ -40,6 +41,7 @@ CHANNEL_ICONS = {
     'password': 'key',
     'note': 'edit_note',
     'payment': 'payments',
+    'product': 'shopping_bag',
 }
 RESULT_COLORS = {'promise': 'positive', 'paid': 'positive', 'refusal': 'negative', 'wrong_number': 'negative'}
 LOAN_HEADERS = [
@@ -103,6 +105,11 @@ def render(card: v.BorrowerCard, now: datetime) -> CardMarkup:
     )
 
 
+def product_slot(borrower_id: int) -> str:
+    """The id of the place in the «Продукты» tab the offers and sales are drawn into (product_panel)."""
+    return f'crm-products-{borrower_id}'
+
+
 def bureau_slot(borrower_id: int) -> str:
     """The id of the place in the «Кредитная история» tab the bureau's part is drawn into, after the card."""
     return f'crm-bureau-{borrower_id}'
@@ -111,6 +118,38 @@ def bureau_slot(borrower_id: int) -> str:
 def history(items: tuple[v.CommunicationItem, ...], total: int) -> str:
     entries = [_entry(item) for item in items]
     return _ENV.get_template('card_history.html').render(entries=entries, total=total)
+
+
+# The borrower's local time goes on in the browser: the server says what it was and when (its clock, which
+# may differ from the browser's, e.g. under CRM_CLOCK_START); the browser adds what passed since it heard it.
+# A phone chip dials: a click sends the number to the tab's workspace (ui.on('crm-dial')).
+CARD_JS = """
+<script>
+setInterval(() => {
+  for (const el of document.querySelectorAll('[data-local-clock]')) {
+    if (!el.dataset.base) el.dataset.base = Date.now();
+    const at = new Date(Number(el.dataset.nowMs) + Date.now() - Number(el.dataset.base));
+    const hm = at.toLocaleTimeString('ru-RU', {timeZone: el.dataset.tz, hour: '2-digit', minute: '2-digit'});
+    el.textContent = hm + el.dataset.suffix;
+  }
+}, 10000);
+document.addEventListener('click', (event) => {
+  const chip = event.target.closest('[data-dial]');
+  if (chip) emitEvent('crm-dial', chip.dataset.dial);
+});
+</script>
+"""
+
+
+def local_clock(timezone: str, now: datetime) -> Markup | str:
+    """The borrower's wall clock, as markup the page's script keeps going (CARD_JS)."""
+    shown = fmt.local_time(timezone, now)
+    if ' ' not in shown:  # '—': a moment outside the zone's range
+        return shown
+    suffix = shown.split(' ', 1)[1]
+    return Markup('<span data-local-clock data-tz="{}" data-now-ms="{}" data-suffix=" {}">{}</span>').format(
+        timezone, int(now.timestamp() * 1000), suffix, shown
+    )
 
 
 def _top(card: v.BorrowerCard, now: datetime) -> dict[str, Any]:
@@ -124,7 +163,7 @@ def _top(card: v.BorrowerCard, now: datetime) -> dict[str, Any]:
         ('E-mail', card.email),
         ('Адрес', card.address),
         ('Город', card.city),
-        ('Местное время', fmt.local_time(card.timezone, now)),
+        ('Местное время', local_clock(card.timezone, now)),
         ('Место работы', card.employer),
         ('Долг в месяц', fmt.money(card.monthly_payment)),
         ('Последний контакт', fmt.moment(card.last_contact_at)),
@@ -146,9 +185,17 @@ def _top(card: v.BorrowerCard, now: datetime) -> dict[str, Any]:
         'personal': personal,
         'terms': terms,
         'legal_flags': [LEGAL_FLAG_LABELS[flag] for flag in card.legal_flags],
+        'broken_promise': _broken(card.broken_promise),
         'phone_kinds': PHONE_KINDS,
         'active_loans': sum(1 for x in card.loans if x.state == 'active'),
     }
+
+
+def _broken(promise: v.BrokenPromise | None) -> str | None:
+    """The flag «Нарушено обещание» in the card's head: what was promised, and by when."""
+    if promise is None:
+        return None
+    return f'{fmt.money(promise.amount)} до {fmt.day(promise.due_on)}'
 
 
 @dataclass(frozen=True)
@@ -205,6 +252,7 @@ def _tabs(card: v.BorrowerCard) -> list[_Tab]:
             PRODUCT_HEADERS,
             products,
             'Дополнительные продукты не приобретались',
+            slot=product_slot(card.id),
         ),
     ]
 

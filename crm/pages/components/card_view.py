@@ -20,13 +20,17 @@ def markup(content: str) -> ui.html:
 
 
 class HistoryPanel:
-    """The communication history; redrawn in place when a contact is recorded in any tab."""
+    """The communication history, and the card's head above it; redrawn in place when a contact or a
+    payment is recorded in any tab (the head shows the debts and the broken-promise flag)."""
 
-    def __init__(self, content: str) -> None:
+    def __init__(self, content: str, top: ui.html | None = None) -> None:
+        self.top = top
         self.view = markup(content).classes('q-card crm-panel crm-history')
 
-    def update(self, content: str) -> None:
+    def update(self, content: str, top: str | None = None) -> None:
         self.view.set_content(content)
+        if top is not None and self.top is not None:
+            self.top.set_content(top)
 
 
 FlagsSaver = Callable[[list[LegalFlag]], Awaitable[None]]
@@ -59,9 +63,9 @@ def show(card: v.BorrowerCard, drawn: CardMarkup, save_flags: FlagsSaver | None 
             ui.button(
                 'Правовой статус', icon='gavel', on_click=lambda: legal_status_dialog(card, save_flags)
             ).props('flat dense no-caps')
-    markup(drawn.top).classes('crm-card')
+    top = markup(drawn.top).classes('crm-card')
     with ui.element('div').classes('crm-card-grid'):
-        history = HistoryPanel(drawn.history)
+        history = HistoryPanel(drawn.history, top)
         markup(drawn.tabs).classes('q-card crm-panel crm-tabs-card')
     return history
 

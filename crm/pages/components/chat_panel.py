@@ -25,6 +25,7 @@ from crm.bootstrap import Services
 from crm.domain import formatting as fmt
 from crm.domain.actor import Actor
 from crm.domain.notifications import ChatChanged
+from crm.pages.components.promise_panel import promise_dialog
 from crm.pages.off_loop import attempt, service
 from crm.services.chat_views import ChatLine, Conversation
 from crm.services.chats import MAX_ANSWER
@@ -126,6 +127,9 @@ class Answering:
                 ui.button('Шаблоны ответов', icon='quickreply', on_click=self.pick_answer).props(
                     'flat no-caps'
                 )
+                ui.button('Обещание из чата', icon='event_available', on_click=self.promise).props(
+                    'flat no-caps'
+                ).mark('chat-promise')
             self.send_button = ui.button('Отправить', icon='send', on_click=self.send).props('no-caps')
             self.send_button.mark('chat-send')
 
@@ -140,6 +144,11 @@ class Answering:
         if line is not None:
             self.text.set_value('')
             await self.sent()
+
+    def promise(self) -> None:
+        """A promise the borrower made in the chat: the card's promise dialog, tied to the chat."""
+        if self.borrower_id is not None:
+            promise_dialog(self.services, self.actor, self.borrower_id, source='chat')
 
     async def pick_answer(self) -> None:
         """The answer templates filled in for this borrower; a click puts one in the box to edit."""

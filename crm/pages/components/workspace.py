@@ -9,13 +9,30 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from nicegui import ui
+from nicegui.events import GenericEventArguments
 
 from crm.bootstrap import Services
 from crm.domain.actor import Actor
 from crm.domain.contact_rules import LegalFlag, Verdict
 from crm.domain.errors import BadQuery, NotFound, ServiceError
-from crm.domain.notifications import CallStateChanged, ChatChanged, HistoryChanged, Notification, ScreenPop
-from crm.pages.components import bureau_panel, call_panel, card_markup, card_view, chat_panel
+from crm.domain.notifications import (
+    CallStateChanged,
+    ChatChanged,
+    HistoryChanged,
+    Notification,
+    RequestsChanged,
+    ScreenPop,
+)
+from crm.pages.components import (
+    bureau_panel,
+    call_panel,
+    card_markup,
+    card_view,
+    chat_panel,
+    product_panel,
+    promise_panel,
+    request_badge,
+)
 from crm.pages.components.card_markup import CardMarkup
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import attempt, service
@@ -52,7 +69,10 @@ class Workspace:
         self.panel = call_panel.CallPanel(self)
         self.content = ui.column().classes('w-full gap-4')
         self._history: card_view.HistoryPanel | None = None
+        self._promises: promise_panel.PromisePanel | None = None
+        self._products: product_panel.ProductPanel | None = None
         self.chats = chat_panel.ChatLive(self)  # the header's badge (given by the frame) and the card's chat
+        self.requests = request_badge.RequestLive(self)  # the header's count of new requests, the list page
         self.result_options: list[ResultOption] = []
         self._call_updates = 0  # counts changes of self.call, so a slow load cannot undo a newer state
 
@@ -63,7 +83,9 @@ class Workspace:
         self.render_call()
         client = ui.context.client
         self.hub.register(client, self.actor.extension, self.on_notification, self.prepare)
+        ui.on('crm-dial', self._dial_from_card)  # a phone chip on the card (card_markup.CARD_JS)
         await self.chats.start()
+        await self.requests.start()
         token = session_token()
         ui.timer(HEARTBEAT_S, lambda: self._heartbeat(token))
 
@@ -97,6 +119,8 @@ class Workspace:
                     await self.refresh_history()
             case ChatChanged():
                 await self.chats.on_change(notification)
+            case RequestsChanged():
+                await self.requests.on_change(notification)
 
     async def pop(self, pop: ScreenPop, prepared: Future[ShownPop | None] | None = None) -> None:
         """A ring. Read with the commit that recorded the call (this process did, for this tab): the call
@@ -192,8 +216,10 @@ class Workspace:
         with self.content:
             save_flags = self.save_flags if self.actor.sees_everyone else None
             self._history = card_view.show(card, drawn.markup, save_flags)
+            self._promises = promise_panel.PromisePanel(self.services, self.actor, card.id)  # read later
             self.chats.show_for(card.id)
             bureau_panel.BureauPanel(self.services, self.actor, card.id)  # reads the kept report later
+            self._products = product_panel.ProductPanel(self.services, self.actor, card.id)  # offers, later
         ui.navigate.history.replace(f'/borrower/{card.id}')
 
     async def save_flags(self, flags: list[LegalFlag]) -> None:
@@ -223,15 +249,23 @@ class Workspace:
         if self.card is None or self._history is None:
             return
         card_id = self.card.id
-        markup, verdict = await service(self._load_history, card_id)
-        self._history.update(markup)
-        self.verdict = verdict
+        card, drawn, verdict = await service(self._load_history, card_id)
+        if self.card is None or self.card.id != card_id:  # another card was drawn meanwhile
+            return
+        self._history.update(drawn.history, drawn.top)  # the head: debts, the broken-promise flag
+        self.card, self.verdict = card, verdict
         self.render_call()
+        if self._promises is not None and not self._promises.gone:
+            await self._promises.refresh()
+        if self._products is not None and not self._products.gone:  # a sale's answer, a debt changed
+            await self._products.refresh()
 
-    def _load_history(self, borrower_id: int) -> tuple[str, Verdict]:
-        """Off the loop: the history drawn anew, and the verdict it may have changed."""
-        items, total = self.services.borrowers.history(self.actor, borrower_id)
-        return card_markup.history(items, total), self.services.compliance.outgoing_call(borrower_id)
+    def _load_history(self, borrower_id: int) -> tuple[BorrowerCard, CardMarkup, Verdict]:
+        """Off the loop: the card read again (not a new view) and drawn, and the verdict it may have
+        changed; the tab redraws its head and history (the tabs keep the operator's place)."""
+        card = self.services.borrowers.card_again(self.actor, borrower_id)
+        drawn = card_markup.render(card, self.services.clock())
+        return card, drawn, self.services.compliance.outgoing_call(borrower_id)
 
     # --- call controls ---------------------------------------------------------------------------
     def render_call(self) -> None:
@@ -243,6 +277,13 @@ class Workspace:
         if view is not None:
             self.show_call(view)
         return view
+
+    async def _dial_from_card(self, event: GenericEventArguments) -> None:
+        """A click on one of the card's phones: call it for this borrower (the law decides, as ever)."""
+        number = event.args if isinstance(event.args, str) else ''
+        if self.card is None or number not in {phone.number for phone in self.card.phones}:
+            return  # only the shown borrower's own numbers
+        await self.act(self.services.calls.dial, number, borrower_id=self.card.id)
 
     async def link_and_show(self, borrower_id: int) -> None:
         if self.call is not None:

@@ -1,0 +1,60 @@
+"""Requests on every tab: «Обращения» in the header with the count of new ones, kept live.
+
+A tab takes the count from every ``RequestsChanged`` (it carries the count, so no query per change) and
+hands the notification to the pages that list requests (``listeners``: the «Обращения» page redraws).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from nicegui import ui
+
+from crm.bootstrap import Services
+from crm.domain.actor import Actor
+from crm.domain.notifications import RequestsChanged
+from crm.pages.off_loop import service
+
+RequestListener = Callable[[RequestsChanged], Awaitable[None]]
+
+
+class RequestBadge:
+    """«Обращения» in the header, with the number of new requests (hidden at 0)."""
+
+    def __init__(self) -> None:
+        with ui.link(target='/requests').classes('text-white no-underline opacity-90 crm-chat-link'):
+            ui.label('Обращения')
+            self.count = ui.badge('', color='orange').props('rounded').mark('requests-new')
+        self.count.set_visibility(False)
+        self.shown: int | None = None
+
+    def show(self, count: int) -> None:
+        self.shown = count
+        self.count.set_text(str(count))
+        self.count.set_visibility(count > 0)
+
+
+class RequestHost(Protocol):
+    services: Services
+    actor: Actor
+
+
+class RequestLive:
+    """A tab's requests side: the header's badge and the pages listening for changes."""
+
+    def __init__(self, host: RequestHost) -> None:
+        self.host = host
+        self.badge: RequestBadge | None = None  # set by the frame that drew the header
+        self.listeners: list[RequestListener] = []
+
+    async def start(self) -> None:
+        if self.badge is not None:
+            self.badge.show(await service(self.host.services.requests.new_count))
+
+    async def on_change(self, change: RequestsChanged) -> None:
+        """On the event loop."""
+        if self.badge is not None and change.new_count is not None:
+            self.badge.show(change.new_count)
+        for listener in list(self.listeners):
+            await listener(change)
