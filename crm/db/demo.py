@@ -23,6 +23,7 @@ from faker import Faker
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from crm.db.demo_requests import seed_requests
 from crm.db.demo_templates import seed_templates
 from crm.db.models import (
     Base,
@@ -1051,6 +1052,7 @@ def seed_demo(
         generator = _Generator(rng, fake, today, operator_ids, products, borrowers)
         _insert_plans(session, [generator.borrower(index) for index in range(borrowers)])
         seed_templates(session, today)
+        seed_requests(session, today, seed=seed)
 
 
 @functools.cache

@@ -9,11 +9,13 @@ shown with a warning.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
 
 from crm.domain.contact_rules import CallLimits, is_day_off
+from crm.domain.identifiers import name_key
 
 ANSWER_WORKING_DAYS = 15
 WARNING_FROM_WORKING_DAY = 10
@@ -96,6 +98,11 @@ class RequestEventKind(StrEnum):
     TOPIC = 'topic'
     COMMENT = 'comment'
     ANSWER = 'answer'
+
+
+def search_text(subject: str, body: str, full_name: str, pin: str, phones: Sequence[str]) -> str:
+    """What full-text search reads: lower case, ё→е, single spaces; phones as 7XXXXXXXXXX."""
+    return name_key(' '.join([subject, body, full_name, pin, *phones]))
 
 
 def is_working_day(day: date, limits: CallLimits) -> bool:

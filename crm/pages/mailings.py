@@ -23,6 +23,7 @@ from crm.domain.actor import Actor
 from crm.domain.errors import ServiceError
 from crm.domain.notifications import MailingProgress, Notification
 from crm.pages.components.coalesce import Coalesced
+from crm.pages.components.dates import BadDate, MomentInput
 from crm.pages.errors import not_found, valid_id
 from crm.pages.layout import frame
 from crm.pages.live import LiveHub
@@ -179,7 +180,7 @@ class MailingForm:
         with ui.card().classes('w-full max-w-5xl'), ui.row().classes('items-center gap-4'):
             ui.button('Запустить сейчас', icon='send', color='positive', on_click=self.start_now)
             ui.label('или').classes('text-gray-600')
-            self.when = ui.input('Запланировать на (МСК)').props('type=datetime-local outlined stack-label')
+            self.when = MomentInput('Запланировать на (МСК)').props('outlined').classes('w-64')
             ui.button('Запланировать', icon='schedule', on_click=self.schedule).props('outline')
 
     def _segment_fields(self, options: SegmentOptions) -> None:
@@ -242,11 +243,14 @@ class MailingForm:
 
     async def schedule(self) -> None:
         try:
-            start_at = datetime.fromisoformat(self.when.value or '').replace(tzinfo=fmt.OFFICE_TZ)
-        except ValueError:
+            start_at = self.when.moment
+        except BadDate as error:
+            ui.notify(str(error), type='warning')
+            return
+        if start_at is None:
             ui.notify('Укажите дату и время запуска', type='warning')
             return
-        await self._create(start_at)
+        await self._create(start_at.replace(tzinfo=fmt.OFFICE_TZ))
 
     async def _create(self, start_at: datetime | None) -> None:
         segment = self._checked_segment()

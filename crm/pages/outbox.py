@@ -8,7 +8,6 @@ or expired one again. Message texts are shown as text, never as HTML.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import date
 from typing import Any
 
 from nicegui import ui
@@ -18,6 +17,7 @@ from crm.domain import Role
 from crm.domain import formatting as fmt
 from crm.domain.actor import Actor
 from crm.domain.messages import MESSAGE_CHANNEL_LABELS, OUTBOX_STATUS_LABELS
+from crm.pages.components.dates import DateInput
 from crm.pages.layout import admin_frame
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import attempt
@@ -82,13 +82,6 @@ def _number(value: Any, default: int) -> int:
         return default
 
 
-def _day(value: str | None) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
-
-
 def register(services: Services, hub: LiveHub) -> None:
     @ui.page('/admin/outbox')
     async def outbox_page() -> None:
@@ -123,8 +116,10 @@ class OutboxView:
                 on_change=self.on_filter,
             )
             self.status.props('outlined dense').classes('w-48')
-            self.date_from = ui.input('Создано с', on_change=self.on_filter).props('outlined dense type=date')
-            self.date_to = ui.input('по', on_change=self.on_filter).props('outlined dense type=date')
+            self.date_from = (
+                DateInput('Создано с', on_change=self.on_filter).props('outlined dense').classes('w-44')
+            )
+            self.date_to = DateInput('по', on_change=self.on_filter).props('outlined dense').classes('w-44')
         self.table = ui.table(columns=COLUMNS, rows=[], row_key='id', pagination=PER_PAGE).classes('w-full')
         self.table.mark('outbox-table')
         self.table.props('flat bordered :rows-per-page-options="[25, 50, 100]" data-testid=outbox-table')
@@ -156,8 +151,8 @@ class OutboxView:
         self.filters = OutboxFilters(
             channel=self.channel.value or None,
             status=self.status.value or None,
-            created_from=_day(self.date_from.value),
-            created_to=_day(self.date_to.value),
+            created_from=self.date_from.day_or_none,
+            created_to=self.date_to.day_or_none,
         )
         self.page = 1
         await self.load()

@@ -8,7 +8,6 @@ new requests is the frame's (``request_badge``).
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from nicegui import ui
@@ -20,6 +19,7 @@ from crm.domain.actor import Actor
 from crm.domain.notifications import RequestsChanged
 from crm.domain.requests import REQUEST_CHANNEL_LABELS, REQUEST_STATUS_LABELS
 from crm.pages.components.coalesce import Coalesced
+from crm.pages.components.dates import DateInput
 from crm.pages.components.request_dialog import (
     RequestDialog,
     assign_dialog,
@@ -98,13 +98,6 @@ def table_rows(page: RequestPage, actor: Actor) -> list[dict[str, Any]]:
         | deadline_cells(row)
         for row in page.rows
     ]
-
-
-def _day(value: str | None) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
 
 
 def _number(value: Any, default: int) -> int:
@@ -186,8 +179,10 @@ class RequestsView:
                 options |= {o.id: o.full_name for o in operators}
                 self.operator = self._select(options, 'Исполнитель', 'w-56')
             self.deadline = self._select({None: 'Любой срок'} | DEADLINES, 'Срок', 'w-40')
-            self.date_from = ui.input('Открыто с', on_change=self.on_filter).props('outlined dense type=date')
-            self.date_to = ui.input('по', on_change=self.on_filter).props('outlined dense type=date')
+            self.date_from = (
+                DateInput('Открыто с', on_change=self.on_filter).props('outlined dense').classes('w-44')
+            )
+            self.date_to = DateInput('по', on_change=self.on_filter).props('outlined dense').classes('w-44')
 
     def _select(
         self, options: dict[Any, str], label: str, width: str, *, multiple: bool = False
@@ -210,8 +205,8 @@ class RequestsView:
             assignee_id=self.actor.id if mine else operator if operator not in (None, UNASSIGNED) else None,
             unassigned=queue or operator == UNASSIGNED,
             deadline=self.deadline.value or None,
-            opened_from=_day(self.date_from.value),
-            opened_to=_day(self.date_to.value),
+            opened_from=self.date_from.day_or_none,
+            opened_to=self.date_to.day_or_none,
         )
 
     async def load(self) -> None:

@@ -24,9 +24,8 @@ from crm.db.bulk import any_of
 from crm.db.models import Borrower, BorrowerPhone, Request, RequestEvent
 from crm.domain.contact_rules import CallLimits
 from crm.domain.formatting import OFFICE_TZ
-from crm.domain.identifiers import name_key
 from crm.domain.notifications import RequestsChanged
-from crm.domain.requests import RequestEventKind, RequestStatus, answer_due
+from crm.domain.requests import RequestEventKind, RequestStatus, answer_due, search_text
 
 _requests = cast(Table, Request.__table__)
 _events = cast(Table, RequestEvent.__table__)
@@ -63,11 +62,6 @@ class Joined:
 
 def office_day(moment: datetime) -> date:
     return moment.astimezone(OFFICE_TZ).date()
-
-
-def search_text(subject: str, body: str, full_name: str, pin: str, phones: Sequence[str]) -> str:
-    """What full-text search reads: lower case, ё→е, single spaces; phones as 7XXXXXXXXXX."""
-    return name_key(' '.join([subject, body, full_name, pin, *phones]))
 
 
 def open_or_join(

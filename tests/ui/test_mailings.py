@@ -119,7 +119,7 @@ async def test_a_scheduled_mailing_can_be_cancelled(user: User, sessions) -> Non
     select_labelled(user, 'Город').set_value([city])
     user.find(kind=ui.button, content='Запланировать').click()  # no moment given yet
     await user.should_see('Укажите дату и время запуска', retries=WAIT)
-    user.find('Запланировать на (МСК)').type('2026-11-27T10:00')  # tomorrow morning by the app's clock
+    user.find('Запланировать на (МСК)').type('27.11.2026 10:00')  # tomorrow morning by the app's clock
     user.find(kind=ui.button, content='Запланировать').click()
     await user.should_see('Запланирована', retries=WAIT)
     await user.should_see('запуск 27.11.2026 10:00 МСК', retries=WAIT)

@@ -26,12 +26,17 @@ from crm.db.models import (
     Loan,
     Product,
     ProductSale,
+    Request,
+    RequestEvent,
     User,
 )
 from crm.domain import LOAN_STATUSES, RESULT_CODES, overdue_bucket
 from crm.domain.clock import SettableClock
+from crm.domain.contact_rules import CallLimits
+from crm.domain.formatting import OFFICE_TZ
 from crm.domain.identifiers import inn_is_valid, name_key, snils_is_valid
 from crm.domain.passwords import verify_password
+from crm.domain.requests import OPEN_STATUSES, answer_due
 from tests.conftest import TEST_NOW
 
 CLOCK = SettableClock(TEST_NOW)
@@ -235,6 +240,27 @@ def test_credit_history_products_and_sales(demo: Demo) -> None:
     assert 0.1 * BORROWERS <= len(buyers) <= 0.3 * BORROWERS
     prices = {p.id: p.price for p in demo.products}
     assert all(sale.price == prices[sale.product_id] for sale in demo.sales)
+
+
+def test_inbound_contacts_of_the_last_weeks_have_their_requests(demo: Demo) -> None:
+    with demo.sessions() as session:
+        requests = list(session.scalars(select(Request).order_by(Request.id)))
+        lines = session.execute(
+            select(RequestEvent.request_id, RequestEvent.kind, RequestEvent.communication_id)
+        ).all()
+    assert requests, 'a fresh demo shows requests'
+    statuses = Counter(r.status for r in requests)
+    assert set(statuses) == {'new', 'in_progress', 'waiting', 'resolved', 'closed'}
+    assert any(r.status == 'new' and r.assignee_id is None for r in requests)  # a queue to take from
+    inbound = {c.id: c for c in demo.communications if c.direction == 'in'}
+    opened = {request_id: comm for request_id, kind, comm in lines if kind == 'opened'}
+    for request in requests:
+        first = inbound[opened[request.id]]
+        assert first.borrower_id == request.borrower_id
+        assert request.due_on == answer_due(request.opened_at.astimezone(OFFICE_TZ).date(), CallLimits())
+        assert (request.resolved_at is not None) == (request.status in ('resolved', 'closed'))
+    open_per_borrower = Counter(r.borrower_id for r in requests if r.status in OPEN_STATUSES)
+    assert max(open_per_borrower.values()) == 1  # the one-open-request rule holds in the demo too
 
 
 def test_communications_are_plausible(demo: Demo) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from html import escape
 from typing import Any, Protocol
 
@@ -15,6 +15,7 @@ from crm.domain.contact_rules import Verdict
 from crm.domain.identifiers import format_phone
 from crm.domain.links import web_url
 from crm.domain.telephony import CallState
+from crm.pages.components.dates import BadDate, DateInput, MomentInput
 from crm.pages.components.message_dialogs import MessageButtons
 from crm.pages.off_loop import service
 from crm.services.call_views import CallResult, CallView, OtherBorrower, ResultOption
@@ -309,11 +310,9 @@ def result_form(ws: CallHost, call: CallView) -> None:
                 .mark('result-code')
             )
             amount = ui.input('Сумма обещания, ₽').props('outlined dense inputmode=decimal').classes('w-44')
-            promise_date = (
-                ui.input('Дата платежа').props('outlined dense type=date stack-label').classes('w-44')
-            )
-            callback = ui.input('Перезвонить (МСК)').props('outlined dense type=datetime-local stack-label')
-            callback.classes('w-60')
+            today = ws.services.clock().astimezone(fmt.OFFICE_TZ).date()
+            promise_date = DateInput('Дата платежа', min_day=today).props('outlined dense').classes('w-44')
+            callback = MomentInput('Перезвонить (МСК)').props('outlined dense').classes('w-60')
             comment = ui.textarea('Комментарий').props('outlined dense autogrow').classes('flex-1 min-w-64')
 
         def show_fields() -> None:
@@ -329,30 +328,20 @@ def result_form(ws: CallHost, call: CallView) -> None:
             ui.link('Запись разговора', recording, new_tab=True).classes('text-sm')
 
         async def save() -> None:
+            try:
+                day, again_at = promise_date.day, callback.moment
+            except BadDate as error:
+                ui.notify(str(error), type='warning')
+                return
             result = CallResult(
                 code=code.value or '',
                 comment=comment.value or '',
                 promise_amount=amount.value or None,
-                promise_date=_date(promise_date.value),
-                callback_at=_office_moment(callback.value),
+                promise_date=day,
+                callback_at=again_at.replace(tzinfo=fmt.OFFICE_TZ).astimezone(UTC) if again_at else None,
             )
             view = await ws.act(ws.services.calls.save_result, call.call_id, result)
             if view is not None:
                 ui.notify('Результат сохранён', type='positive')
 
         ui.button('Сохранить результат', icon='save', on_click=save).props('unelevated')
-
-
-def _date(value: str | None) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
-
-
-def _office_moment(value: str | None) -> datetime | None:
-    """A datetime-local field's value, read as office (Moscow) time."""
-    try:
-        return datetime.fromisoformat(value).replace(tzinfo=fmt.OFFICE_TZ).astimezone(UTC) if value else None
-    except ValueError:
-        return None

@@ -241,11 +241,16 @@ class ChatLive:
         self.listeners: list[ChatListener] = []  # e.g. the «Чаты» page
         self.mine = 0
         self.queue = 0
+        self._changes = 0  # notifications applied: a count read before one of them is older than it
 
     async def start(self) -> None:
         if self.badge is None:
             return
-        counts = await service(self.host.services.chats.unread, self.host.actor)
+        for _ in range(3):  # a change while reading (e.g. the card's chat marked read) makes it stale
+            seen = self._changes
+            counts = await service(self.host.services.chats.unread, self.host.actor)
+            if self._changes == seen:
+                break
         self.mine, self.queue = counts.mine, counts.queue
         self.badge.show(counts.total)
 
@@ -256,6 +261,7 @@ class ChatLive:
 
     async def on_change(self, change: ChatChanged) -> None:
         """On the event loop: the counts for the badge, the panel of that borrower, a toast for a message."""
+        self._changes += 1
         if change.operator_id == self.host.actor.id:
             self.mine = change.operator_unread
         self.queue = change.queue_unread

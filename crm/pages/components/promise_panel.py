@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from nicegui import ui
@@ -21,6 +21,7 @@ from crm.domain import formatting as fmt
 from crm.domain.actor import Actor
 from crm.domain.errors import ServiceError
 from crm.domain.promises import PROMISE_SOURCE_LABELS, PROMISE_STATUS_LABELS, PromiseStatus
+from crm.pages.components import dates
 from crm.pages.off_loop import service
 from crm.services.promises import PromiseView
 
@@ -49,9 +50,12 @@ def parse_amount(text: str) -> Decimal:
 def parse_day(text: str) -> date:
     """«ДД.ММ.ГГГГ» → a date; anything else is refused in Russian."""
     try:
-        return datetime.strptime((text or '').strip(), '%d.%m.%Y').date()
-    except ValueError:
-        raise ServiceError('Укажите дату обещания в виде ДД.ММ.ГГГГ, например 05.12.2026') from None
+        day = dates.parse_day(text)
+    except dates.BadDate:
+        day = None
+    if day is None:
+        raise ServiceError('Укажите дату обещания в виде ДД.ММ.ГГГГ, например 05.12.2026')
+    return day
 
 
 Made = Callable[[PromiseView], Awaitable[None]]
@@ -68,7 +72,8 @@ def promise_dialog(
         if source == 'chat':
             ui.label('Обещание будет привязано к последнему сообщению заёмщика в чате.').classes('text-sm')
         amount = ui.input('Сумма, ₽').props('outlined dense').classes('w-full').mark('promise-amount')
-        due = ui.input('Дата обещания', placeholder='ДД.ММ.ГГГГ').props('outlined dense mask="##.##.####"')
+        today = services.clock().astimezone(fmt.OFFICE_TZ).date()
+        due = dates.DateInput('Дата обещания', min_day=today).props('outlined dense')
         due.classes('w-full').mark('promise-date')
         error = ui.label('').classes('text-sm text-negative').mark('promise-error')
         error.set_visibility(False)

@@ -47,13 +47,21 @@ class RequestLive:
         self.host = host
         self.badge: RequestBadge | None = None  # set by the frame that drew the header
         self.listeners: list[RequestListener] = []
+        self._changes = 0  # notifications heard: a count read across one of them may be older than it
 
     async def start(self) -> None:
-        if self.badge is not None:
-            self.badge.show(await service(self.host.services.requests.new_count))
+        if self.badge is None:
+            return
+        for _ in range(3):  # a count that changed while it was read is read again
+            seen = self._changes
+            count = await service(self.host.services.requests.new_count)
+            if self._changes == seen:
+                break
+        self.badge.show(count)
 
     async def on_change(self, change: RequestsChanged) -> None:
         """On the event loop."""
+        self._changes += 1
         if self.badge is not None and change.new_count is not None:
             self.badge.show(change.new_count)
         for listener in list(self.listeners):
