@@ -27,7 +27,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import random
 import statistics
 import sys
@@ -69,7 +68,7 @@ from crm.services.mailing_worker import BATCH_SIZE, MailingWorker
 from crm.services.notifier import Notifier
 from crm.services.outbox_dispatcher import DispatchPolicy, OutboxDispatcher
 from crm.services.segments import Segment, flags_of, segment_query, usable_address
-from tests.harness import bench_database_url
+from tests.harness import bench_database_url, machine
 from tests.loopback import SmsGatewayProcess
 
 log = logging.getLogger('bench.outbox')
@@ -445,12 +444,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             'check_ms': checked['median_ms'] <= 5000,
             'messages_per_s': bool(sent) and sent['messages_per_s'] >= 1000,
         },
-        'machine': {
-            'cpus': os.cpu_count(),
-            'platform': platform.platform(),
-            'python': platform.python_version(),
-            'loadavg_1m': [round(load_avg, 2), round(os.getloadavg()[0], 2)],  # before, after
-        },
+        'machine': machine(load_avg),
     }
     print(json.dumps(report, ensure_ascii=False))
 

@@ -24,7 +24,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import random
 import sys
 import threading
@@ -45,8 +44,8 @@ from crm.db.engine import make_engine
 from crm.db.migrate import upgrade
 from crm.db.models import Borrower, Loan, Payment, Promise
 from crm.domain.clock import RunningClock
-from crm.integrations.bus import EVENTS_EXCHANGE, EVENTS_QUEUE, EventBus
-from tests.harness import bench_database_url, purge_events_queue
+from crm.integrations.bus import EVENTS_QUEUE, EventBus
+from tests.harness import bench_database_url, machine, publish_burst, purge_events_queue
 
 log = logging.getLogger('bench.payments')
 
@@ -173,19 +172,7 @@ def purge_old_events(url: str) -> None:
 
 def rabbit_publisher(amqp_url: str) -> Callable[[list[dict[str, str]], threading.Barrier], None]:
     def publish(chunk: list[dict[str, str]], barrier: threading.Barrier) -> None:
-        import pika
-
-        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-        channel = connection.channel()  # no confirms: the consumer is measured, not the publisher
-        properties = pika.BasicProperties(
-            content_type='application/json', delivery_mode=pika.DeliveryMode.Persistent
-        )
-        payloads = [json.dumps(body).encode() for body in chunk]
-        barrier.wait()
-        for payload in payloads:
-            channel.basic_publish(EVENTS_EXCHANGE, EVENT, payload, properties)
-        channel.close()  # close-ok comes after the broker took every publish before it
-        connection.close()
+        publish_burst(amqp_url, EVENT, list(chunk), barrier)
 
     return publish
 
@@ -301,12 +288,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         'target_events_per_s': TARGET_PER_S,
         'met': measured['events_per_s'] >= TARGET_PER_S
         and checked['payers'] == checked['payers_counted_for_a_promise'] == args.borrowers,
-        'machine': {
-            'cpus': os.cpu_count(),
-            'platform': platform.platform(),
-            'python': platform.python_version(),
-            'loadavg_1m': [round(load_avg, 2), round(os.getloadavg()[0], 2)],  # before, after
-        },
+        'machine': machine(load_avg),
     }
     print(json.dumps(report, ensure_ascii=False))
 

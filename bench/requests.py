@@ -16,7 +16,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import random
 import statistics
 import sys
@@ -40,7 +39,7 @@ from crm.domain.clock import SettableClock
 from crm.domain.contact_rules import CallLimits
 from crm.domain.requests import DEFAULT_TOPICS, REQUEST_CHANNEL_LABELS, REQUEST_STATUS_LABELS
 from crm.services.request_views import SORTS, RequestFilters, RequestViews
-from tests.harness import reset_postgres_schema
+from tests.harness import machine, reset_postgres_schema
 
 log = logging.getLogger('bench.requests')
 
@@ -479,12 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         'per_page': PER_PAGE,
         'load_s': load_s,
         'reused': reused,
-        'machine': {
-            'cpus': os.cpu_count(),
-            'platform': platform.platform(),
-            'python': platform.python_version(),
-            'load_avg_1m': [round(load_avg, 2), round(os.getloadavg()[0], 2)],  # before, after
-        },
+        'machine': machine(load_avg),
         'target_p95_ms': TARGET_MS,
         'results': results,
         'met': all(bool(r['met']) for r in results.values()),

@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import statistics
 import sys
 import time
@@ -38,7 +36,7 @@ from crm.db.engine import make_engine, make_sessions
 from crm.db.migrate import upgrade
 from crm.db.models import BorrowerPhone, User
 from crm.integrations.bus import Delivery, RecordingBus
-from tests.harness import bench_database_url
+from tests.harness import bench_database_url, machine
 
 log = logging.getLogger('bench.ring')
 
@@ -116,12 +114,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         'after_idle_ms': summary(idle),
         'pause_s': args.pause,
         'rings': {'warm': len(warm), 'after_idle': len(idle)},
-        'machine': {
-            'cpus': os.cpu_count(),
-            'platform': platform.platform(),
-            'python': platform.python_version(),
-            'loadavg_1m_at_end': round(os.getloadavg()[0], 2),
-        },
+        'machine': machine(),
     }
     print(json.dumps(report, ensure_ascii=False))
 

@@ -30,7 +30,6 @@ import json
 import logging
 import math
 import os
-import platform
 import random
 import secrets
 import shutil
@@ -60,7 +59,14 @@ from crm.db.models import AuditEntry, Borrower, BorrowerPhone, Call, InboundEven
 from crm.domain import Role
 from crm.domain.passwords import hash_password
 from crm.integrations.bus import EVENTS_EXCHANGE, EVENTS_QUEUE
-from tests.harness import CHROMIUM, CHROMIUM_ARGS, purge_events_queue, reset_postgres_schema
+from tests.harness import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    machine,
+    publish_burst,
+    purge_events_queue,
+    reset_postgres_schema,
+)
 
 log = logging.getLogger('bench.screen_pop')
 
@@ -791,21 +797,10 @@ def run_burst(
     barrier = threading.Barrier(threads + 1)
 
     def rabbit(chunk: list[dict[str, str]]) -> None:
-        import pika
 
         assert amqp_url is not None
-        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-        channel = connection.channel()  # no confirms: the consumer is measured, not the publisher
-        properties = pika.BasicProperties(
-            content_type='application/json', delivery_mode=pika.DeliveryMode.Persistent
-        )
-        payloads = [json.dumps(body).encode() for body in chunk]
-        barrier.wait()
-        for payload in payloads:
-            channel.basic_publish(EVENTS_EXCHANGE, INCOMING, payload, properties)
-        channel.close()  # close-ok comes after the broker took every publish before it
+        publish_burst(amqp_url, INCOMING, list(chunk), barrier)
         finished.append(time.time())
-        connection.close()
 
     def http(chunk: list[dict[str, str]]) -> None:
         with httpx.Client(
@@ -1038,12 +1033,7 @@ def report(args: argparse.Namespace, backend: Backend, measured: dict[str, Any])
                 'max_abs': round(max(offsets), 3),
             },
         },
-        'machine': {
-            'cpus': os.cpu_count(),
-            'platform': platform.platform(),
-            'python': platform.python_version(),
-            'loadavg_1m_at_start': measured['load_at_start'],
-        },
+        'machine': machine(measured['load_at_start']),
     }
 
 

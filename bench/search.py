@@ -12,7 +12,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import random
 import sqlite3
 import statistics
@@ -44,7 +43,7 @@ from crm.domain.identifiers import (
     snils_check_digits,
 )
 from crm.services.borrowers import BorrowerService
-from tests.harness import reset_postgres_schema
+from tests.harness import machine, reset_postgres_schema
 
 log = logging.getLogger('bench.search')
 
@@ -755,12 +754,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             'load_s': None if load_s is None else round(load_s, 1),
             'reused': reused,
             'queries_per_kind': settings.queries,
-            'machine': {
-                'cpus': os.cpu_count(),
-                'platform': platform.platform(),
-                'python': platform.python_version(),
-                'load_avg_1m': [round(load_avg, 2), round(os.getloadavg()[0], 2)],  # before, after
-            },
+            'machine': machine(load_avg),
             'results': results,
             'targets': TARGETS_MS,
             'met': met(results),

@@ -6,8 +6,12 @@ copy of each.
 
 from __future__ import annotations
 
+import json
 import os
+import platform
+import threading
 from pathlib import Path
+from typing import Any
 
 import pika
 from pika.exceptions import ChannelClosedByBroker
@@ -15,7 +19,7 @@ from sqlalchemy import make_url, text
 
 from crm.db.engine import make_engine
 from crm.db.migrate import create_database_if_missing
-from crm.integrations.bus import EVENTS_QUEUE
+from crm.integrations.bus import EVENTS_EXCHANGE, EVENTS_QUEUE
 from crm.integrations.rabbitmq import QueueNames
 
 CHROMIUM = Path('/usr/bin/chromium')
@@ -82,5 +86,38 @@ def purge_events_queue(amqp_url: str) -> int:
             return channel.queue_purge(EVENTS_QUEUE).method.message_count or 0
         except ChannelClosedByBroker:  # the queue does not exist yet: the consumer declares it
             return 0
+    finally:
+        connection.close()
+
+
+def machine(load_before: float | None = None) -> dict[str, Any]:
+    """What a benchmark ran on, for its JSON: cores, platform, Python, the load average (1 min) before
+    the run, if given, and after it."""
+    now = round(os.getloadavg()[0], 2)
+    return {
+        'cpus': os.cpu_count(),
+        'platform': platform.platform(),
+        'python': platform.python_version(),
+        'loadavg_1m': [round(load_before, 2), now] if load_before is not None else now,
+    }
+
+
+def publish_burst(
+    amqp_url: str, routing_key: str, bodies: list[dict[str, Any]], barrier: threading.Barrier
+) -> None:
+    """Publish events to ``crm.events`` as fast as one connection can, starting when ``barrier`` lets
+    every publisher go. No confirms: the consumer is measured, not the publisher; the channel's close-ok
+    comes after the broker took every publish before it."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        properties = pika.BasicProperties(
+            content_type='application/json', delivery_mode=pika.DeliveryMode.Persistent
+        )
+        payloads = [json.dumps(body).encode() for body in bodies]
+        barrier.wait()
+        for payload in payloads:
+            channel.basic_publish(EVENTS_EXCHANGE, routing_key, payload, properties)
+        channel.close()
     finally:
         connection.close()

@@ -9,6 +9,7 @@ from nicegui import ui
 
 from crm.bootstrap import Services
 from crm.domain import formatting as fmt
+from crm.pages.components.paging import page_number
 from crm.pages.layout import frame
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import attempt, service
@@ -30,6 +31,8 @@ OPERATOR_COLUMN: dict[str, Any] = {
     'label': 'Сотрудник',
     'field': 'operator',
     'align': 'left',
+    'classes': 'crm-wrap',  # a full name wraps instead of being cut off
+    'headerClasses': 'crm-wrap',
 }
 PER_PAGE_OPTIONS = [25, 50, 100]
 
@@ -48,7 +51,7 @@ def table_rows(page: Page) -> list[dict]:
             'overdue_amount': fmt.money(row.overdue_amount),
             'days_past_due': row.days_past_due,
             'last_contact_at': fmt.moment(row.last_contact_at),
-            'operator': row.operator_login or '—',
+            'operator': row.operator_name or '—',
             'broken_promise': row.broken_promise,
         }
         for row in page.items
@@ -89,8 +92,8 @@ def register(services: Services, hub: LiveHub) -> None:
             await load(
                 replace(
                     state['query'],
-                    page=int(request.get('page') or 1),
-                    per_page=int(request.get('rowsPerPage') or 25),
+                    page=page_number(request.get('page'), 1),
+                    per_page=page_number(request.get('rowsPerPage'), 25),
                     sort=sort if sort in SORTS else 'days_past_due',
                     descending=bool(request.get('descending')),
                 )

@@ -18,6 +18,7 @@ from crm.domain import formatting as fmt
 from crm.domain.actor import Actor
 from crm.domain.messages import MESSAGE_CHANNEL_LABELS, OUTBOX_STATUS_LABELS
 from crm.pages.components.dates import DateInput
+from crm.pages.components.paging import page_number
 from crm.pages.layout import admin_frame
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import attempt
@@ -72,14 +73,6 @@ def table_rows(page: OutboxPage) -> list[dict[str, Any]]:
         }
         for row in page.items
     ]
-
-
-def _number(value: Any, default: int) -> int:
-    """A page number from the browser (the service bounds it); a default for anything else."""
-    try:
-        return int(value) if value else default
-    except (TypeError, ValueError, OverflowError):
-        return default
 
 
 def register(services: Services, hub: LiveHub) -> None:
@@ -159,8 +152,8 @@ class OutboxView:
 
     async def on_request(self, event: Any) -> None:
         request = event.args.get('pagination', {}) if isinstance(event.args, dict) else {}
-        self.page = _number(request.get('page'), 1)
-        self.per_page = _number(request.get('rowsPerPage'), PER_PAGE)
+        self.page = page_number(request.get('page'), 1)
+        self.per_page = page_number(request.get('rowsPerPage'), PER_PAGE)
         await self.load()
 
     async def open_row(self, event: Any) -> None:

@@ -20,6 +20,7 @@ from crm.domain.notifications import RequestsChanged
 from crm.domain.requests import REQUEST_CHANNEL_LABELS, REQUEST_STATUS_LABELS
 from crm.pages.components.coalesce import Coalesced
 from crm.pages.components.dates import DateInput
+from crm.pages.components.paging import page_number
 from crm.pages.components.request_dialog import (
     RequestDialog,
     assign_dialog,
@@ -98,13 +99,6 @@ def table_rows(page: RequestPage, actor: Actor) -> list[dict[str, Any]]:
         | deadline_cells(row)
         for row in page.rows
     ]
-
-
-def _number(value: Any, default: int) -> int:
-    try:
-        return int(value) if value else default
-    except (TypeError, ValueError, OverflowError):
-        return default
 
 
 def register(services: Services, hub: LiveHub) -> None:
@@ -248,8 +242,8 @@ class RequestsView:
         sort = request.get('sortBy')
         self.sort = sort if sort in SORTS else 'opened_at'
         self.descending = bool(request.get('descending')) if sort else True
-        self.page = _number(request.get('page'), 1)
-        self.per_page = _number(request.get('rowsPerPage'), PER_PAGE)
+        self.page = page_number(request.get('page'), 1)
+        self.per_page = page_number(request.get('rowsPerPage'), PER_PAGE)
         await self.reload()
 
     # --- actions ----------------------------------------------------------------------------------

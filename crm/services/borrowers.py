@@ -214,7 +214,7 @@ class BorrowerService:
     ) -> tuple[v.BorrowerRow, ...]:
         ids = [b.id for b in borrowers]
         loans = _loans_of(session, ids)
-        logins = _operator_logins(session, {b.assigned_operator_id for b in borrowers})
+        operators = _operators(session, {b.assigned_operator_id for b in borrowers})
         return tuple(
             v.BorrowerRow(
                 id=b.id,
@@ -228,7 +228,8 @@ class BorrowerService:
                 overdue_amount=b.overdue_amount,
                 days_past_due=b.days_past_due,
                 last_contact_at=b.last_contact_at,
-                operator_login=logins.get(b.assigned_operator_id),
+                operator_login=operators.get(b.assigned_operator_id, (None, None))[0],
+                operator_name=operators.get(b.assigned_operator_id, (None, None))[1],
                 archived=b.archived,
                 loan=next(iter(loans.get(b.id, ())), None),
                 loans=tuple(loans.get(b.id, ())),
@@ -300,8 +301,10 @@ def _loans_of(session: Session, borrower_ids: Iterable[int]) -> dict[int, list[v
     return loans
 
 
-def _operator_logins(session: Session, ids: set[int | None]) -> dict[int | None, str]:
+def _operators(session: Session, ids: set[int | None]) -> dict[int | None, tuple[str, str]]:
+    """Login and full name of each operator."""
     wanted = [i for i in ids if i is not None]
     if not wanted:
         return {}
-    return dict(session.execute(select(User.id, User.login).where(User.id.in_(wanted))).all())
+    rows = session.execute(select(User.id, User.login, User.full_name).where(User.id.in_(wanted)))
+    return {row.id: (row.login, row.full_name) for row in rows}

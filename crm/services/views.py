@@ -40,6 +40,7 @@ class BorrowerRow:
     loan: LoanBrief | None  # the most recent loan
     loans: tuple[LoanBrief, ...] = ()  # newest first
     broken_promise: bool = False  # the flag «Нарушено обещание» (promises.unanswered_break); the list only
+    operator_name: str | None = None  # the assigned operator's full name, as the list shows it
 
 
 @dataclass(frozen=True)

@@ -111,3 +111,13 @@ def page(browser) -> Iterator[object]:
 def output_dir() -> Path:
     OUTPUT.mkdir(exist_ok=True)
     return OUTPUT
+
+
+def log_in(page, login: str, password: str) -> None:
+    """Fill the login form the page shows and wait until the browser has left it (argon2 and the
+    navigation that follows take a while on a busy machine: up to 20 s here, not the default 5)."""
+    page.get_by_label('Логин/Email', exact=True).fill(login)
+    page.get_by_label('Пароль', exact=True).fill(password)
+    page.get_by_role('button', name='Войти', exact=True).click()
+    page.wait_for_url(lambda url: '/login' not in url, timeout=20_000)
+    page.wait_for_load_state()

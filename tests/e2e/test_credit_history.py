@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import log_in
 from tests.factories import make_borrower
 
 
@@ -13,9 +14,7 @@ def test_the_bureau_report_is_asked_for_and_shown_in_the_credit_history_tab(
 ) -> None:
     borrower = make_borrower(sessions, last='Бюрова')
     page.goto(f'{app_url}/borrower/{borrower.id}')
-    page.get_by_label('Логин/Email', exact=True).fill('operator1')
-    page.get_by_label('Пароль', exact=True).fill('operator')
-    page.get_by_role('button', name='Войти', exact=True).click()
+    log_in(page, 'operator1', 'operator')
 
     credit = page.get_by_test_id('card-tab-credit')
     part = credit.get_by_test_id('card-bureau')

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from crm.config import Settings
 from crm.db.models import MessageTemplate, OutboxMessage, User
+from tests.e2e.conftest import log_in
 from tests.factories import make_borrower, unique, unique_phone
 
 SIGN = f'{Settings.creditor_name}, {Settings.creditor_phone}'
@@ -39,9 +40,7 @@ def test_a_template_sms_from_the_card_in_four_clicks(app_url, page, sessions, ou
     sent_text = f'Олег Тестович, просрочка 5 200,00 ₽. {SIGN}'
 
     page.goto(app_url + f'/login?redirect_to=/borrower/{borrower.id}')
-    page.get_by_label('Логин/Email', exact=True).fill('operator1')
-    page.get_by_label('Пароль', exact=True).fill('operator')
-    page.get_by_role('button', name='Войти', exact=True).click()
+    log_in(page, 'operator1', 'operator')
     expect(page.get_by_test_id('borrower-name')).to_have_text('Уведомляемый Олег Тестович')
 
     clicks = 0

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from crm.db.models import Borrower, BorrowerPhone, User
 from crm.domain import formatting as fmt
 from crm.domain.identifiers import format_phone
+from tests.e2e.conftest import log_in
 
 
 def test_operator_finds_a_borrower_by_phone_and_reads_the_debt(app_url, page, sessions, output_dir) -> None:
@@ -24,9 +25,7 @@ def test_operator_finds_a_borrower_by_phone_and_reads_the_debt(app_url, page, se
     page.goto(app_url + '/')
     page.get_by_text('Вход в систему', exact=True).wait_for()
     page.screenshot(path=str(output_dir / 'login.png'))
-    page.get_by_label('Логин/Email', exact=True).fill('operator1')
-    page.get_by_label('Пароль', exact=True).fill('operator')
-    page.get_by_role('button', name='Войти', exact=True).click()
+    log_in(page, 'operator1', 'operator')
     page.get_by_text('Мои заёмщики', exact=True).wait_for()
     page.get_by_test_id('borrower-table').locator('tbody tr').first.wait_for()
     page.screenshot(path=str(output_dir / 'borrower-list.png'))

@@ -11,6 +11,7 @@ from crm.db.models import Request
 from crm.domain.contact_rules import CallLimits
 from crm.domain.requests import answer_due
 from tests.conftest import TEST_NOW
+from tests.e2e.conftest import log_in
 from tests.factories import make_borrower, unique
 
 
@@ -37,9 +38,7 @@ def test_an_operator_takes_a_request_from_the_queue_and_answers_it(
             )
         )
     page.goto(f'{app_url}/requests')
-    page.get_by_label('Логин/Email', exact=True).fill('operator1')
-    page.get_by_label('Пароль', exact=True).fill('operator')
-    page.get_by_role('button', name='Войти', exact=True).click()
+    log_in(page, 'operator1', 'operator')
 
     page.get_by_text('Очередь (не назначены)', exact=True).click()
     search = page.get_by_placeholder('Текст, ФИО, PIN, телефон')

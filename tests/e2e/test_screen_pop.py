@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 
 from crm.integrations.bus import EVENTS_EXCHANGE
 from tests.conftest import TEST_API_TOKEN
+from tests.e2e.conftest import log_in
 from tests.factories import make_borrower, unique, unique_phone
 
 
@@ -44,9 +45,7 @@ def test_open_card_pops_to_the_caller(app_url, page, sessions, output_dir) -> No
     caller = make_borrower(sessions, last='Звонящий', first='Марк', phones=(phone,))
 
     page.goto(app_url + f'/login?redirect_to=/borrower/{viewed.id}')
-    page.get_by_label('Логин/Email', exact=True).fill('operator5')
-    page.get_by_label('Пароль', exact=True).fill('operator')
-    page.get_by_role('button', name='Войти', exact=True).click()
+    log_in(page, 'operator5', 'operator')
     name = page.get_by_test_id('borrower-name')
     expect(name).to_have_text('Открытый Лев Тестович')
 

@@ -4,6 +4,7 @@ from nicegui import ui
 from nicegui.testing import User
 from sqlalchemy import func, select
 
+from crm.db.demo import DEMO_USERS
 from crm.db.models import AuditEntry, Borrower, BorrowerPhone, Loan, Product, ProductSale
 from crm.db.models import User as UserRow
 from crm.domain import formatting as fmt
@@ -73,6 +74,11 @@ async def test_supervisor_sees_everyone_with_an_operator_filter(user: User) -> N
     await user.should_see('Сотрудник', retries=WAIT)
     (table,) = user.find(ui.table).elements
     assert len({row['operator'] for row in table.rows}) > 1
+    demo_names = {full_name for login, _, _, full_name, _ in DEMO_USERS if login.startswith('operator')}
+    shown = {row['operator'] for row in table.rows} - {'—'}
+    assert shown and shown <= demo_names  # full names, not logins
+    (column,) = [c for c in table.columns if c['name'] == 'operator']
+    assert 'crm-wrap' in column['classes']  # a long name wraps instead of being cut off
 
 
 async def test_search_by_phone_opens_the_card(user: User, sessions) -> None:
