@@ -34,7 +34,7 @@ from crm.integrations.loan_system_simulator import LoanSystemSimulator
 from crm.integrations.mail import Mailer, RecordingMailer
 from crm.integrations.pbx_simulator import PbxSimulator
 from crm.integrations.sms import RecordingSms, SmsGateway
-from crm.services import call_events, chats, outbox, payments, products
+from crm.services import call_events, chats, mail_inbound, outbox, payments, products
 from crm.services.api_tokens import ApiTokenService
 from crm.services.audit import AuditService
 from crm.services.auth import AuthService
@@ -42,6 +42,7 @@ from crm.services.borrowers import BorrowerService
 from crm.services.calls import CallService
 from crm.services.chats import ChatService
 from crm.services.compliance import ComplianceService
+from crm.services.contact_records import ContactRecordService
 from crm.services.credit_history import CreditHistoryService
 from crm.services.inbound import InboundRouter, Route
 from crm.services.mailing_worker import MailingWorker
@@ -88,6 +89,7 @@ class Services:
     requests: RequestService
     request_views: RequestViews  # «Обращения»: the list, its filters and CSV
     products: ProductService
+    contact_records: ContactRecordService  # «Добавить запись»: notes, visits, letters, other phones
     pbx: PbxSimulator | None = None
     chat_simulator: ChatSimulator | None = None
     loan_system: LoanSystemSimulator | None = None  # the built-in loan system (CRM_LOAN_SYSTEM_SIMULATOR)
@@ -275,6 +277,7 @@ def build(
             'telephony.call.answered': Route(call_events.answered_or_ended),
             'telephony.call.ended': Route(call_events.answered_or_ended),
             'chat.message.received': Route(partial(chats.chat_received, limits=call_limits), batch=True),
+            'email.received': Route(partial(mail_inbound.email_received, limits=call_limits), batch=True),
             'sms.status': Route(outbox.sms_status),
             'loan.payment.received': Route(
                 partial(payments.payment_received, rules=promise_rules), batch=True
@@ -345,6 +348,9 @@ def build(
         requests=RequestService(sessions, Notifier(bus), limits=call_limits, clock=clock),
         request_views=RequestViews(sessions, limits=call_limits, clock=clock),
         products=ProductService(sessions, bus, Notifier(bus), clock=clock),
+        contact_records=ContactRecordService(
+            sessions, compliance, Notifier(bus), clock=clock, promise_max_days=promise_rules.max_days
+        ),
         pbx=pbx,
         chat_simulator=chat_simulator,
         loan_system=LoanSystemSimulator(bus, delay_s=settings.loan_system_delay_s)

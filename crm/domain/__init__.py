@@ -25,9 +25,16 @@ CHANNEL_LABELS = {
     'chat': 'Чат',
     'password': 'Пароль ЛК',
     'note': 'Заметка',
+    'visit': 'Личная встреча',
+    'letter': 'Почтовое письмо',
+    'call_other': 'Звонок с другого телефона',
+    'call_in_other': 'Входящий на другой номер',
     'payment': 'Платёж',
     'product': 'Доп. продукт',
 }
+
+# An e-mail the borrower sent (channel 'email', direction 'in'): the card's title, a request's subject.
+INBOUND_EMAIL_LABEL = 'Входящее письмо'
 
 # Results of a contact; "reached" tells whether the borrower was actually spoken to.
 RESULT_CODES: dict[str, tuple[str, bool]] = {

@@ -29,7 +29,7 @@ COMMANDS_EXCHANGE = 'crm.commands'
 UI_EXCHANGE = 'crm.ui'
 EVENTS_QUEUE = 'crm.events.crm'
 DEAD_LETTER_QUEUE = 'crm.events.dead'
-EVENT_KEYS = ('telephony.#', 'chat.#', 'sms.#', 'loan.#', 'product.#')
+EVENT_KEYS = ('telephony.#', 'chat.#', 'email.#', 'sms.#', 'loan.#', 'product.#')
 
 
 @dataclass(frozen=True)

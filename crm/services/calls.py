@@ -217,7 +217,7 @@ class CallService:
             communication = session.get(Communication, call.communication_id)
             if communication is None:
                 raise NotFound('Запись о звонке не найдена')
-            amount, promise_date, callback_at = _validate_result(option, result, now, self._promise_max_days)
+            amount, promise_date, callback_at = validate_result(option, result, now, self._promise_max_days)
             communication.result_code = option.code
             communication.result_name = option.name
             communication.reached = option.reached and call.answered_at is not None
@@ -291,9 +291,11 @@ class CallService:
         return call
 
 
-def _validate_result(
+def validate_result(
     option: ResultCode, result: CallResult, now: datetime, max_days: int
 ) -> tuple[Decimal | None, date | None, datetime | None]:
+    """(promise amount, promise date, callback moment) a result needs, checked; a hand-made record
+    (``contact_records``) checks its result here too."""
     amount = promise_date = callback_at = None
     if option.needs_promise:
         try:

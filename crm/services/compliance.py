@@ -1,8 +1,9 @@
 """The contact ledger per borrower and the 230-FZ verdicts on an outgoing call or message (contact_rules).
 
-One ledger, the ``communications`` table: calls that reached the borrower count against the call
-limits, messages marked ``collection`` that were not failed, expired, refused or cancelled count
-against the message limits (``docs/230-fz.md``).
+One ledger, the ``communications`` table: outgoing calls that reached the borrower (the CRM's, and those
+made on another phone and recorded by hand: ``COUNTED_CALL_CHANNELS``) count against the call limits,
+messages marked ``collection`` that were not failed, expired, refused or cancelled count against the
+message limits (``docs/230-fz.md``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm.db.bulk import any_of
 from crm.db.models import Borrower, Communication
 from crm.domain.clock import Clock, system_clock
+from crm.domain.contact_records import COUNTED_CALL_CHANNELS
 from crm.domain.contact_rules import (
     MESSAGE_LIMITS,
     CallLimits,
@@ -58,7 +60,7 @@ _communications = cast(Table, Communication.__table__)
 # Built once (the verdict is read with every screen pop's card): parameters are bound at execution.
 REACHED_CALLS = select(_communications.c.started_at).where(
     _communications.c.borrower_id == bindparam('borrower_id'),
-    _communications.c.channel == 'call_out',
+    _communications.c.channel.in_(COUNTED_CALL_CHANNELS),
     _communications.c.reached.is_(True),
     _communications.c.started_at >= bindparam('since'),
 )

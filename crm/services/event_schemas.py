@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -90,6 +91,28 @@ class PaymentReceived(_Event):
     at: Moment
 
 
+def _address(value: str) -> str:
+    """A bare address (local@domain.tld): no display name, no spaces, one ``@``."""
+    local, at, domain = value.rpartition('@')
+    if not at or not local or '.' not in domain.strip('.') or _NOT_IN_ADDRESS.search(value):
+        raise ValueError('must be an e-mail address')
+    return value
+
+
+_NOT_IN_ADDRESS = re.compile(r'[\s<>(),;:"\[\]]|@.*@')
+Address = Annotated[str, Field(min_length=3, max_length=254), AfterValidator(_address)]
+
+
+class EmailReceived(_Event):
+    """An e-mail to the lender's mailbox, as the mail system hands it over."""
+
+    message_id: str = Field(min_length=1, max_length=256)  # the Message-ID, or the mail system's id
+    from_: Address = Field(alias='from')
+    subject: str = Field(default='', max_length=500)
+    text: str = Field(max_length=20_000)
+    at: Moment
+
+
 class SaleDecided(_Event):
     """The loan system's answer to ``product.sale.requested``: confirmed, or rejected with a reason."""
 
@@ -110,6 +133,7 @@ Event = (
     | CallAnswered
     | CallEnded
     | ChatMessage
+    | EmailReceived
     | SmsStatus
     | PaymentReceived
     | SaleConfirmed
@@ -120,6 +144,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     'telephony.call.answered': CallAnswered,
     'telephony.call.ended': CallEnded,
     'chat.message.received': ChatMessage,
+    'email.received': EmailReceived,
     'sms.status': SmsStatus,
     'loan.payment.received': PaymentReceived,
     'product.sale.confirmed': SaleConfirmed,
@@ -167,6 +192,8 @@ def idempotency_key(event_type: str, event: Event) -> str:
     """One key per event occurrence: a repeat of the same key has no second effect."""
     if isinstance(event, ChatMessage):
         return f'{event_type}:{event.chat_id}:{event.at.isoformat()}:{hash_text(event.text)}'
+    if isinstance(event, EmailReceived):
+        return email_key(event.message_id)
     if isinstance(event, SmsStatus):
         return sms_status_key(event.message_id, event.status)
     if isinstance(event, PaymentReceived):
@@ -179,6 +206,14 @@ def idempotency_key(event_type: str, event: Event) -> str:
 def sms_status_key(message_id: str, status: str) -> str:
     """The key of a delivery report (the outbox looks up the ones kept for a gateway's id by it)."""
     return f'sms.status:{message_id}:{status}'
+
+
+def email_key(message_id: str) -> str:
+    """``email.received:<message_id>``; an id too long for the key's column goes as its hash."""
+    key = f'email.received:{message_id}'
+    if len(key) > 200:  # inbound_events.key
+        key = f'email.received:sha256:{hashlib.sha256(message_id.encode()).hexdigest()}'
+    return key
 
 
 def hash_text(text: str) -> str:

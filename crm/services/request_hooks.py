@@ -3,8 +3,8 @@
 - **Inbound contacts** (``join_contacts``): a ring from a known number (``call_events.incoming``), a chat
   message from a known borrower (``chats.chat_received``, and a chat's messages when an operator links it
   to a borrower later) open the borrower's request of origin ``contact`` or join the open one. They are
-  on the hot path of a ring, so the work is set-wise: ``request_store.open_or_join``. There is no inbound
-  e-mail in this system yet; when there is, it calls ``join_contacts`` with channel ``email``.
+  on the hot path of a ring, so the work is set-wise: ``request_store.open_or_join``. An e-mail from a
+  known borrower (``mail_inbound.email_received``) joins with channel ``email``.
 - **Broken promises** (``broken_promise_hook``): ``PromiseChecker`` calls it in its closing transaction
   with what it closed; for the broken ones a request «Нарушено обещание» (origin ``broken_promise``)
   opens for the borrower's assigned operator, or the open one gets a line. The checker tells the screens

@@ -126,6 +126,7 @@ class CommunicationItem:
     recording_url: str | None = None
     callback_at: datetime | None = None
     promise_status: str | None = None  # what became of the promise this contact recorded (PromiseStatus)
+    subject: str | None = None  # an e-mail's
 
 
 @dataclass(frozen=True)

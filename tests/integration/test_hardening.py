@@ -64,6 +64,7 @@ def test_twenty_wrong_passwords_at_once_check_five_and_lock_the_account(sessions
 STRING_FIELDS = {
     'telephony.call.incoming': ('call_id', 'from', 'to_extension'),
     'chat.message.received': ('chat_id', 'from', 'text'),
+    'email.received': ('message_id', 'from', 'subject', 'text'),
     'sms.status': ('message_id',),
     'product.sale.rejected': ('sale_id', 'reason'),
 }
@@ -81,6 +82,12 @@ def valid_body(event_type: str) -> dict[str, Any]:
         'telephony.call.incoming': {'call_id': f'h-{n}', 'from': unique_phone(), 'to_extension': '101'},
         'telephony.call.ended': {'call_id': f'h-{n}'},
         'chat.message.received': {'chat_id': f'c-{n}', 'from': unique_phone(), 'text': 'Здравствуйте'},
+        'email.received': {
+            'message_id': f'<e-{n}@mail.example>',
+            'from': f'h{n}@mail.example',
+            'subject': 'Вопрос',
+            'text': 'Здравствуйте',
+        },
         'sms.status': {'message_id': f'm-{n}', 'status': 'delivered'},
         'product.sale.rejected': {'sale_id': f'sale-{n}', 'reason': 'Займ закрыт'},
     }[event_type] | {'type': event_type, 'at': '2026-11-26T10:00:00+03:00'}
@@ -112,7 +119,9 @@ def test_a_nul_character_in_any_string_is_a_field_named_422(api, event_type, fie
 
 
 @pytest.mark.parametrize('at', EDGE_MOMENTS)
-@pytest.mark.parametrize('event_type', ['telephony.call.incoming', 'telephony.call.ended', 'sms.status'])
+@pytest.mark.parametrize(
+    'event_type', ['telephony.call.incoming', 'telephony.call.ended', 'sms.status', 'email.received']
+)
 def test_a_moment_at_the_edge_of_the_calendar_is_a_field_named_422(api, event_type, at) -> None:
     response = post(api, valid_body(event_type) | {'at': at})
     assert response.status_code == 422, response.text

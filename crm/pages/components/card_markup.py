@@ -19,7 +19,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from crm.domain import CHANNEL_LABELS, overdue_bucket, status_label
+from crm.domain import CHANNEL_LABELS, INBOUND_EMAIL_LABEL, overdue_bucket, status_label
 from crm.domain import formatting as fmt
 from crm.domain.contact_rules import LEGAL_FLAG_LABELS
 from crm.domain.identifiers import format_passport, format_phone, format_snils
@@ -40,6 +40,10 @@ CHANNEL_ICONS = {
     'chat': 'chat',
     'password': 'key',
     'note': 'edit_note',
+    'visit': 'handshake',
+    'letter': 'local_post_office',
+    'call_other': 'phone_forwarded',
+    'call_in_other': 'phone_callback',
     'payment': 'payments',
     'product': 'shopping_bag',
 }
@@ -271,10 +275,13 @@ class _Entry:
 
 def _entry(item: v.CommunicationItem) -> _Entry:
     """One contact of the history as the timeline shows it."""
-    title = CHANNEL_LABELS.get(item.channel, item.channel)
+    if (item.channel, item.direction) == ('email', 'in'):
+        title = INBOUND_EMAIL_LABEL
+    else:
+        title = CHANNEL_LABELS.get(item.channel, item.channel)
     if item.result_name:
         title += f' — {item.result_name}'
-    details = []
+    details = [f'Тема: {item.subject}'] if item.subject else []
     if item.phone:
         details.append(format_phone(item.phone))
     if item.duration_s:

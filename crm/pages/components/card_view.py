@@ -56,13 +56,22 @@ def legal_status_dialog(card: v.BorrowerCard, save: FlagsSaver) -> None:
     dialog.open()
 
 
-def show(card: v.BorrowerCard, drawn: CardMarkup, save_flags: FlagsSaver | None = None) -> HistoryPanel:
-    """The whole card from its markup; returns the history panel so a new contact can be shown in place."""
-    if save_flags is not None:
+def show(
+    card: v.BorrowerCard,
+    drawn: CardMarkup,
+    save_flags: FlagsSaver | None = None,
+    actions: Callable[[], object] | None = None,
+) -> HistoryPanel:
+    """The whole card from its markup; returns the history panel so a new contact can be shown in place.
+    ``actions`` draws the card's own buttons above it («Добавить запись»)."""
+    if save_flags is not None or actions is not None:
         with ui.row().classes('w-full justify-end -mb-2'):
-            ui.button(
-                'Правовой статус', icon='gavel', on_click=lambda: legal_status_dialog(card, save_flags)
-            ).props('flat dense no-caps')
+            if actions is not None:
+                actions()
+            if save_flags is not None:
+                ui.button(
+                    'Правовой статус', icon='gavel', on_click=lambda: legal_status_dialog(card, save_flags)
+                ).props('flat dense no-caps')
     top = markup(drawn.top).classes('crm-card')
     with ui.element('div').classes('crm-card-grid'):
         history = HistoryPanel(drawn.history, top)

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 
 from nicegui import ui
 from nicegui.events import GenericEventArguments
@@ -29,6 +30,7 @@ from crm.pages.components import (
     card_markup,
     card_view,
     chat_panel,
+    contact_record,
     product_panel,
     promise_panel,
     request_badge,
@@ -215,7 +217,10 @@ class Workspace:
         self.content.clear()
         with self.content:
             save_flags = self.save_flags if self.actor.sees_everyone else None
-            self._history = card_view.show(card, drawn.markup, save_flags)
+            add_record = partial(
+                contact_record.add_button, self.services, self.actor, card.id, lambda: self.result_options
+            )
+            self._history = card_view.show(card, drawn.markup, save_flags, add_record)
             self._promises = promise_panel.PromisePanel(self.services, self.actor, card.id)  # read later
             self.chats.show_for(card.id)
             bureau_panel.BureauPanel(self.services, self.actor, card.id)  # reads the kept report later
