@@ -38,6 +38,12 @@ def _dates(text: str, name: str) -> frozenset[date]:
         raise ValueError(f'{name}: expected comma-separated YYYY-MM-DD dates, got {text!r}') from None
 
 
+# CRM_* values that win over the process environment in ``Settings.from_env()``. For an app started in
+# the test process (NiceGUI's ``user`` fixture): tests put their settings here, because changing
+# os.environ (setenv) while other threads run is not thread-safe in glibc and crashed a run.
+ENV_OVERRIDES: dict[str, str] = {}
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = field(default_factory=_default_database_url)
@@ -51,6 +57,7 @@ class Settings:
     secret: str | None = None
     login_attempts: int = 5
     lockout_minutes: int = 15
+    password_min_length: int = 10  # the password policy (crm/domain/password_policy.py)
     api_token: str | None = None
     pbx_simulator: bool = True
     calls_per_day: int = 1
@@ -86,10 +93,12 @@ class Settings:
     loan_system_simulator: bool = True  # the built-in loan system confirms sales (embedded default)
     loan_system_delay_s: float = 2.0  # how long the built-in loan system takes to answer
     quiet_hours_every_call: bool = True  # the 230-FZ hours bind calls without overdue debt too
+    wrap_up_timeout_s: float = 120.0  # Постобработка ends after this long without a saved result
+    offline_after_s: float = 60.0  # an operator none of whose tabs was seen this long is Не в сети
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
+        env = dict(os.environ | ENV_OVERRIDES if env is None else env)
         return cls(
             database_url=env.get('CRM_DATABASE_URL') or _default_database_url(),
             amqp_url=env.get('CRM_AMQP_URL') or None,
@@ -101,6 +110,7 @@ class Settings:
             demo=_flag(env.get('CRM_DEMO'), True),
             secret=env.get('CRM_SECRET') or None,
             api_token=env.get('CRM_API_TOKEN') or None,
+            password_min_length=int(env.get('CRM_PASSWORD_MIN_LENGTH') or 10),
             pbx_simulator=_flag(env.get('CRM_PBX_SIMULATOR'), _flag(env.get('CRM_DEMO'), True)),
             calls_per_day=int(env.get('CRM_CALLS_PER_DAY') or 1),
             calls_per_week=int(env.get('CRM_CALLS_PER_WEEK') or 2),
@@ -136,6 +146,8 @@ class Settings:
             ),
             loan_system_delay_s=float(env.get('CRM_LOAN_SYSTEM_DELAY_S') or 2.0),
             quiet_hours_every_call=_flag(env.get('CRM_QUIET_HOURS_EVERY_CALL'), True),
+            wrap_up_timeout_s=float(env.get('CRM_WRAP_UP_TIMEOUT_S') or 120),
+            offline_after_s=float(env.get('CRM_OFFLINE_AFTER_S') or 60),
         )
 
     def call_limits(self) -> CallLimits:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from crm.config import ENV_OVERRIDES
 from crm.db.engine import make_engine, make_sessions
 from crm.db.migrate import upgrade
 from crm.domain.clock import SettableClock
@@ -99,18 +100,27 @@ def is_postgres(database_url: str) -> bool:
     return make_url(database_url).get_backend_name() == 'postgresql'
 
 
+def set_app_env(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    """A setting for the app a test starts in this process (undone after the test)."""
+    monkeypatch.setitem(ENV_OVERRIDES, name, value)
+
+
 @pytest.fixture
 def app_env(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
     """Environment for starting app.py against the test database (no demo seeding, a fixed secret,
     a clock that starts at TEST_NOW)."""
-    monkeypatch.setenv('CRM_DATABASE_URL', database_url)
-    monkeypatch.setenv('CRM_DEMO', '0')
-    monkeypatch.setenv('CRM_SECRET', 'test-secret')
-    monkeypatch.setenv('CRM_API_TOKEN', TEST_API_TOKEN)
-    monkeypatch.setenv('CRM_PBX_SIMULATOR', '1')
-    monkeypatch.setenv('CRM_CLOCK_START', TEST_NOW.isoformat())
-    # the app does not send the outbox by itself: a page test sees what it queued stay queued, and a
-    # test that wants it sent runs a dispatcher of its own (``OutboxDispatcher.run_once``)
-    monkeypatch.setenv('CRM_OUTBOX_DISPATCHER', '0')
-    monkeypatch.delenv('CRM_AMQP_URL', raising=False)
+    # into the settings' overrides, not os.environ: setenv races getenv in threads still running
+    for name, value in {
+        'CRM_DATABASE_URL': database_url,
+        'CRM_DEMO': '0',
+        'CRM_SECRET': 'test-secret',
+        'CRM_API_TOKEN': TEST_API_TOKEN,
+        'CRM_PBX_SIMULATOR': '1',
+        'CRM_CLOCK_START': TEST_NOW.isoformat(),
+        # the app does not send the outbox by itself: a page test sees what it queued stay queued, and
+        # a test that wants it sent runs a dispatcher of its own (``OutboxDispatcher.run_once``)
+        'CRM_OUTBOX_DISPATCHER': '0',
+        'CRM_AMQP_URL': '',
+    }.items():
+        set_app_env(monkeypatch, name, value)
     return database_url

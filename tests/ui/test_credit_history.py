@@ -13,7 +13,7 @@ from crm.domain.clock import SettableClock
 from crm.integrations.bureau import DemoBureau
 from crm.services.auth import to_actor
 from crm.services.credit_history import CreditHistoryService
-from tests.conftest import TEST_NOW
+from tests.conftest import TEST_NOW, set_app_env
 from tests.factories import make_borrower, make_user
 from tests.loopback import closed_port
 from tests.ui.conftest import WAIT, log_in, until
@@ -69,7 +69,7 @@ async def test_the_tab_shows_the_kept_report_and_asks_the_bureau_only_with_conse
 @pytest.fixture
 def bureau_down(app_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The app's bureau (CRM_BUREAU_URL) refuses connections; requested before ``user`` starts the app."""
-    monkeypatch.setenv('CRM_BUREAU_URL', f'http://127.0.0.1:{closed_port()}')
+    set_app_env(monkeypatch, 'CRM_BUREAU_URL', f'http://127.0.0.1:{closed_port()}')
 
 
 async def test_a_bureau_that_is_down_leaves_the_kept_report_and_says_when_it_was_taken(

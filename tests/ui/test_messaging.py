@@ -15,7 +15,7 @@ from crm.db.models import Borrower, MessageTemplate, OutboxMessage
 from crm.db.models import User as UserRow
 from crm.domain.messages import PASSWORD_MASK
 from crm.integrations import account
-from tests.conftest import TEST_API_TOKEN
+from tests.conftest import TEST_API_TOKEN, set_app_env
 from tests.factories import make_borrower, unique, unique_phone
 from tests.ui.conftest import WAIT, log_in, until
 from tests.ui.test_screen_pop import sees
@@ -27,7 +27,7 @@ SIGN = f'{Settings.creditor_name}, {Settings.creditor_phone}'
 def _outbox_stays_queued(monkeypatch: pytest.MonkeyPatch) -> None:
     """The app under test does not send the outbox, so what the card shows is «В очереди» every time
     (tests/e2e/test_messaging.py watches the dispatcher send it)."""
-    monkeypatch.setenv('CRM_OUTBOX_DISPATCHER', '0')
+    set_app_env(monkeypatch, 'CRM_OUTBOX_DISPATCHER', '0')
 
 
 def operator_id(sessions, login: str) -> int:

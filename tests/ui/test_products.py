@@ -18,7 +18,7 @@ from crm.integrations.bus import InProcessBus
 from crm.services.auth import to_actor
 from crm.services.notifier import Notifier
 from crm.services.products import ProductService
-from tests.conftest import TEST_NOW
+from tests.conftest import TEST_NOW, set_app_env
 from tests.factories import make_borrower, make_user, unique
 from tests.ui.conftest import WAIT, log_in, until
 
@@ -26,8 +26,8 @@ from tests.ui.conftest import WAIT, log_in, until
 @pytest.fixture
 def loan_system(app_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The app's built-in loan system on, answering after 1.5 s; requested before ``user`` starts the app."""
-    monkeypatch.setenv('CRM_LOAN_SYSTEM_SIMULATOR', '1')
-    monkeypatch.setenv('CRM_LOAN_SYSTEM_DELAY_S', '1.5')
+    set_app_env(monkeypatch, 'CRM_LOAN_SYSTEM_SIMULATOR', '1')
+    set_app_env(monkeypatch, 'CRM_LOAN_SYSTEM_DELAY_S', '1.5')
 
 
 def sales_part(user: User) -> str:

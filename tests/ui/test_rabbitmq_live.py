@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from crm.db.models import Call, Communication
 from crm.integrations.bus import DEAD_LETTER_QUEUE, EVENTS_EXCHANGE
+from tests.conftest import set_app_env
 from tests.factories import make_borrower, unique, unique_phone
 from tests.tcp_proxy import TcpProxy
 from tests.ui.conftest import WAIT, log_in, until
@@ -54,8 +55,8 @@ class Publisher:
 
 @pytest.fixture
 def amqp_env(amqp_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv('CRM_AMQP_URL', amqp_url)
-    monkeypatch.setenv('CRM_PBX_SIMULATOR', '0')
+    set_app_env(monkeypatch, 'CRM_AMQP_URL', amqp_url)
+    set_app_env(monkeypatch, 'CRM_PBX_SIMULATOR', '0')
     return amqp_url
 
 
@@ -71,8 +72,8 @@ def proxy_env(amqp_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TcpPro
     """The app reaches RabbitMQ through a proxy the test can cut."""
     parts = urlsplit(amqp_url)
     proxy = TcpProxy(parts.hostname or '127.0.0.1', parts.port or 5672)
-    monkeypatch.setenv('CRM_AMQP_URL', proxy.url(amqp_url))
-    monkeypatch.setenv('CRM_PBX_SIMULATOR', '0')
+    set_app_env(monkeypatch, 'CRM_AMQP_URL', proxy.url(amqp_url))
+    set_app_env(monkeypatch, 'CRM_PBX_SIMULATOR', '0')
     yield proxy
     proxy.close()
 
