@@ -34,6 +34,7 @@ bench: install
 	$(PY) bench/outbox.py
 	$(PY) bench/requests.py
 	$(PY) bench/payments.py
+	$(PY) bench/audit.py
 
 lint: install
 	$(VENV)/bin/ruff check .

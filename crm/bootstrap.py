@@ -37,6 +37,7 @@ from crm.integrations.sms import RecordingSms, SmsGateway
 from crm.services import call_events, chats, mail_inbound, outbox, payments, products
 from crm.services.api_tokens import ApiTokenService
 from crm.services.audit import AuditService
+from crm.services.audit_views import AuditViews
 from crm.services.auth import AuthService
 from crm.services.borrowers import BorrowerService
 from crm.services.calls import CallService
@@ -49,6 +50,7 @@ from crm.services.mailing_worker import MailingWorker
 from crm.services.mailings import MailingService
 from crm.services.messaging import MessagingService
 from crm.services.notifier import Notifier
+from crm.services.operator_states import OperatorStateService, OperatorStateWorker
 from crm.services.outbox_dispatcher import DispatchPolicy, OutboxDispatcher
 from crm.services.outbox_views import OutboxService
 from crm.services.products import ProductService, SaleSweeper
@@ -60,6 +62,8 @@ from crm.services.result_codes import ResultCodeService
 from crm.services.screen_pops import ScreenPopReads
 from crm.services.sessions import SessionService
 from crm.services.templates import TemplateService
+from crm.services.user_groups import GroupService
+from crm.services.users import UserService
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,7 @@ class Services:
     sessions: SessionService
     borrowers: BorrowerService
     audit: AuditService
+    audit_views: AuditViews
     compliance: ComplianceService
     screen_pops: ScreenPopReads
     calls: CallService
@@ -90,6 +95,9 @@ class Services:
     request_views: RequestViews  # «Обращения»: the list, its filters and CSV
     products: ProductService
     contact_records: ContactRecordService  # «Добавить запись»: notes, visits, letters, other phones
+    operator_states: OperatorStateService  # Готов / Перерыв, forced breaks and logouts, presence
+    users: UserService  # «Пользователи»: users, passwords, locks (admins); anyone's own password
+    user_groups: GroupService  # groups of operators and their supervisors
     pbx: PbxSimulator | None = None
     chat_simulator: ChatSimulator | None = None
     loan_system: LoanSystemSimulator | None = None  # the built-in loan system (CRM_LOAN_SYSTEM_SIMULATOR)
@@ -309,6 +317,9 @@ def build(
         borrowers=borrowers,
         screen_pops=screen_pops,
         audit=AuditService(sessions),
+        users=UserService(sessions, min_password_length=settings.password_min_length, clock=clock),
+        user_groups=GroupService(sessions),
+        audit_views=AuditViews(sessions),
         compliance=compliance,
         calls=calls,
         inbound=inbound,
@@ -351,6 +362,7 @@ def build(
         contact_records=ContactRecordService(
             sessions, compliance, Notifier(bus), clock=clock, promise_max_days=promise_rules.max_days
         ),
+        operator_states=OperatorStateService(sessions, Notifier(bus), clock=clock),
         pbx=pbx,
         chat_simulator=chat_simulator,
         loan_system=LoanSystemSimulator(bus, delay_s=settings.loan_system_delay_s)
@@ -381,6 +393,15 @@ def build(
         PromiseChecker(sessions, Notifier(bus), rules=promise_rules, clock=clock, on_closed=broken)
     )
     workers.append(SaleSweeper(sessions, bus, clock=clock))  # sends a lost product.sale.requested again
+    workers.append(  # the wrap-up and offline time-outs, in every process (SKIP LOCKED)
+        OperatorStateWorker(
+            sessions,
+            Notifier(bus),
+            clock=clock,
+            wrap_up_timeout_s=settings.wrap_up_timeout_s,
+            offline_after_s=settings.offline_after_s,
+        )
+    )
     sends_outbox = settings.outbox_dispatcher if dispatcher is None else dispatcher
     if sends_outbox:
         workers.append(outbox_dispatcher)

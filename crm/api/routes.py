@@ -20,6 +20,7 @@ from crm.bootstrap import Services
 from crm.domain import Role, status_label
 from crm.domain.actor import Actor
 from crm.domain.errors import BadQuery, NotFound, ServiceError
+from crm.domain.origin import set_address
 from crm.services.api_tokens import TokenInfo
 from crm.services.event_schemas import EVENT_TYPES, BadEvent
 from crm.services.messaging import BadMessage, RefusedByLaw
@@ -84,8 +85,14 @@ async def _json_body(request: Request) -> Any:
         ) from None
 
 
+async def acting_from_client(request: Request) -> None:
+    """What a call audits comes from its client address (crm.domain.origin); set in the request's own
+    task, so the handler and the threads it hands work to see it."""
+    set_address(request.client.host if request.client else None)
+
+
 def build_router(services: Services) -> APIRouter:
-    router = APIRouter(prefix='/api/v1', tags=['CRM API'])
+    router = APIRouter(prefix='/api/v1', tags=['CRM API'], dependencies=[Depends(acting_from_client)])
 
     def token(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],

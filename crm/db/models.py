@@ -55,6 +55,23 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # «Пользователи» (crm/services/users.py): the group an operator works in; a reset password must be
+    # changed at the next login (the login middleware sends such a user to /password first)
+    group_id: Mapped[int | None] = mapped_column(
+        ForeignKey('user_groups.id', ondelete='SET NULL', use_alter=True), index=True
+    )
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    password_changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class UserGroup(Base):
+    """A group of operators, led by a supervisor (who sees the group on the dashboard)."""
+
+    __tablename__ = 'user_groups'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    supervisor_id: Mapped[int | None] = mapped_column(ForeignKey('users.id', ondelete='SET NULL'))
 
 
 class Borrower(Base):
@@ -341,13 +358,21 @@ class AuditEntry(Base):
     __tablename__ = 'audit_entries'
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     user_id: Mapped[int | None] = mapped_column(ForeignKey('users.id'))
     action: Mapped[str] = mapped_column(String(64))
     borrower_id: Mapped[int | None] = mapped_column(ForeignKey('borrowers.id', ondelete='SET NULL'))
     details: Mapped[str | None] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(String(64))  # the client's (crm.domain.origin)
 
-    __table_args__ = (Index('ix_audit_entries_borrower_at', 'borrower_id', 'at'),)
+    # «Журнал действий» filters by period, user, borrower and action, newest first (migration 0013)
+    __table_args__ = (
+        Index('ix_audit_entries_at_id', 'at', 'id'),
+        Index('ix_audit_entries_user_at', 'user_id', 'at', 'id'),
+        Index('ix_audit_entries_borrower_at', 'borrower_id', 'at', 'id'),
+        Index('ix_audit_entries_action_at', 'action', 'at', 'id'),
+        Index('ix_audit_entries_user_action_at', 'user_id', 'action', 'at', 'id'),
+    )
 
 
 class MessageTemplate(Base):
@@ -623,3 +648,39 @@ class RequestEvent(Base):
     text: Mapped[str] = mapped_column(Text, default='')
 
     __table_args__ = (Index('ix_request_events_request_id_at', 'request_id', 'at'),)
+
+
+class OperatorStateRow(Base):
+    """Every operator's state now (crm/domain/operator_states.py): one row each, locked to change it."""
+
+    __tablename__ = 'operator_states'
+
+    user_id: Mapped[int] = mapped_column(ForeignKey('users.id', ondelete='CASCADE'), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+    call_id: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # a tab of the operator's, last
+
+    __table_args__ = (Index('ix_operator_states_state_since', 'state', 'since'),)
+
+
+class OperatorStateChange(Base):
+    """The history of operator states: time in state and operators by state over the day."""
+
+    __tablename__ = 'operator_state_changes'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey('users.id', ondelete='CASCADE'))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    from_state: Mapped[str | None] = mapped_column(String(16))  # None: the operator's first state
+    to_state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    call_id: Mapped[str | None] = mapped_column(String(64))
+    by_user_id: Mapped[int | None] = mapped_column(ForeignKey('users.id'))  # None: the operator or the system
+
+    __table_args__ = (
+        Index('ix_operator_state_changes_at', 'at'),  # a day's changes, all operators (the chart)
+        Index('ix_operator_state_changes_user_id_at', 'user_id', 'at'),  # one operator's day
+    )

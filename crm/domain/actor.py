@@ -15,6 +15,8 @@ class Actor:
     full_name: str
     role: Role
     extension: str | None = None
+    # an administrator reset the password: every page but /password and /logout is closed until it changes
+    must_change_password: bool = False
 
     @property
     def role_label(self) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, ClassVar
 
+from crm.domain.operator_states import OperatorState
 from crm.domain.telephony import CallState
 
 
@@ -91,10 +92,42 @@ class RequestsChanged:
     request_ids: tuple[int, ...]
 
 
-Notification = ScreenPop | CallStateChanged | HistoryChanged | ChatChanged | MailingProgress | RequestsChanged
+@dataclass(frozen=True)
+class OperatorStateChanged:
+    """An operator's state changed (``crm.domain.operator_states``): every tab hears it — the operator's
+    header chip follows it, a dashboard moves the row. ``forced_by`` names the supervisor or admin who
+    forced a break or a logout (the operator is told who and why); None when the operator, a call or a
+    time-out moved it."""
+
+    kind: ClassVar[str] = 'operator_state'
+    user_id: int
+    state: OperatorState
+    reason: str | None
+    since: datetime
+    call_id: str | None
+    forced_by: str | None = None
+
+
+Notification = (
+    ScreenPop
+    | CallStateChanged
+    | HistoryChanged
+    | ChatChanged
+    | MailingProgress
+    | RequestsChanged
+    | OperatorStateChanged
+)
 _KINDS: dict[str, type[Notification]] = {
     k.kind: k
-    for k in (ScreenPop, CallStateChanged, HistoryChanged, ChatChanged, MailingProgress, RequestsChanged)
+    for k in (
+        ScreenPop,
+        CallStateChanged,
+        HistoryChanged,
+        ChatChanged,
+        MailingProgress,
+        RequestsChanged,
+        OperatorStateChanged,
+    )
 }
 _FIELDS: dict[str, tuple[str, ...]] = {kind: tuple(f.name for f in fields(k)) for kind, k in _KINDS.items()}
 _BATCH = 'batch'
@@ -123,6 +156,9 @@ def from_wire(body: Mapping[str, Any]) -> list[Notification]:
         raise BadNotification(f'{kind} without {missing}') from None
     if model is ScreenPop:
         values['at'] = datetime.fromisoformat(str(values['at']))
+    if model is OperatorStateChanged:
+        values['state'] = OperatorState(values['state'])
+        values['since'] = datetime.fromisoformat(str(values['since']))
     if model is CallStateChanged:
         values['state'] = CallState(values['state'])
     if model is RequestsChanged:

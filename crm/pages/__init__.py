@@ -7,6 +7,7 @@ from nicegui import app
 from crm.bootstrap import Services
 from crm.pages import (
     admin,
+    audit,
     borrower_list,
     card,
     chats,
@@ -14,10 +15,12 @@ from crm.pages import (
     login,
     mailings,
     outbox,
+    password,
     products,
     requests,
     search,
     templates,
+    users,
 )
 from crm.pages.headers import SecurityHeaders
 from crm.pages.live import LiveHub
@@ -31,5 +34,5 @@ def register_pages(services: Services, hub: LiveHub) -> None:
     login.register(services)
     errors.register(services, hub)
     pages = (borrower_list, search, card, admin, templates, chats, mailings, outbox, products, requests)
-    for module in pages:
+    for module in (*pages, audit, password, users):
         module.register(services, hub)

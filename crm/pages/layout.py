@@ -15,6 +15,7 @@ from crm.domain.search_query import MAX_LENGTH, MIN_LENGTH, TOO_SHORT
 from crm.pages.components.call_panel import CALL_TIMER_JS
 from crm.pages.components.card_markup import CARD_CSS, CARD_JS
 from crm.pages.components.chat_panel import CHAT_CSS, ChatBadge
+from crm.pages.components.operator_state import STATE_TIMER_JS, StateChip
 from crm.pages.components.request_badge import RequestBadge
 from crm.pages.components.workspace import Workspace
 from crm.pages.live import LiveHub
@@ -62,6 +63,7 @@ def frame(
     ui.add_css(CHAT_CSS)
     ui.add_body_html(CALL_TIMER_JS)
     ui.add_body_html(CARD_JS)
+    ui.add_body_html(STATE_TIMER_JS)
     with ui.header(elevated=True).classes('items-center gap-4 px-4 py-2').style(f'background:{BRAND_COLOR}'):
         ui.link('Lender CRM', '/').classes('text-lg font-bold text-white no-underline')
         ui.link('Заёмщики', '/').classes('text-white no-underline opacity-90')
@@ -75,17 +77,23 @@ def frame(
             if services.chat_simulator is not None:
                 ui.link('Симулятор чата', '/chat-simulator').classes('text-white no-underline opacity-90')
             ui.link('Результаты звонков', '/admin/results').classes('text-white no-underline opacity-90')
+            ui.link('Пользователи', '/admin/users').classes('text-white no-underline opacity-90')
             ui.link('API-токены', '/admin/tokens').classes('text-white no-underline opacity-90')
             ui.link('Шаблоны сообщений', '/admin/templates').classes('text-white no-underline opacity-90')
             ui.link('Продукты и услуги', '/admin/products').classes('text-white no-underline opacity-90')
+            ui.link('Журнал действий', '/admin/audit').classes('text-white no-underline opacity-90')
         if search:
             search_box()
         ui.space()
+        state_chip = StateChip() if actor.role == Role.OPERATOR else None  # Готов / Перерыв, live
         with ui.column().classes('gap-0 items-end'):
             ui.label(actor.full_name).classes('text-sm font-medium')
             ui.label(actor.role_label + (f' · доб. {actor.extension}' if actor.extension else '')).classes(
                 'text-xs opacity-80'
             )
+        ui.button(icon='key', on_click=lambda: ui.navigate.to('/password')).props(
+            'flat round dense color=white aria-label="Сменить пароль"'
+        ).tooltip('Сменить пароль')
         ui.button(icon='logout', on_click=lambda: ui.navigate.to('/logout')).props(
             'flat round color=white aria-label="Выйти"'
         ).tooltip('Выйти')
@@ -93,6 +101,7 @@ def frame(
         workspace = Workspace(services, hub, actor)
         workspace.chats.badge = chat_badge
         workspace.requests.badge = request_badge
+        workspace.operator_state.chip = state_chip
         with workspace.content:
             yield workspace
 

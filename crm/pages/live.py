@@ -32,6 +32,7 @@ from crm.domain.notifications import (
     HistoryChanged,
     MailingProgress,
     Notification,
+    OperatorStateChanged,
     RequestsChanged,
     ScreenPop,
     from_wire,
@@ -131,6 +132,8 @@ class LiveHub:
             case ScreenPop(extension=extension) | CallStateChanged(extension=extension):
                 return self.tabs_of(extension) if extension else []
             case HistoryChanged() | ChatChanged() | RequestsChanged():  # each tab knows its card and badges
+                return list(self._tabs.copy().values())
+            case OperatorStateChanged():  # the operator's chip; later every dashboard
                 return list(self._tabs.copy().values())
             case MailingProgress():
                 return list(self._mailing_pages.copy().values())

@@ -15,10 +15,14 @@ from starlette.types import ASGIApp
 
 from crm.domain import Role
 from crm.domain.actor import Actor
+from crm.domain.origin import acting_from
 from crm.services.sessions import SessionService
 
 TO_WHOM = {Role.OPERATOR: 'сотрудникам', Role.SUPERVISOR: 'руководителю группы', Role.ADMIN: 'администратору'}
 COOKIE = 'crm_session'
+PASSWORD_PATH = '/password'
+# what a user who must change their password may still open
+PASSWORD_PATHS = (PASSWORD_PATH, '/logout')
 OPEN_PATHS = ('/login', '/_nicegui', '/api/', '/favicon.ico')
 # The HTTP API's description: administrators only (it maps the attack surface; integrators get it from
 # an administrator or docs/integrations.md).
@@ -37,7 +41,8 @@ def safe_redirect(target: str | None) -> str:
 class AuthMiddleware(BaseHTTPMiddleware):
     """Sends a browser without a live session to the login page, remembering where it was going.
 
-    The acting user of a request is left in ``request.state.actor`` for the page.
+    The acting user of a request is left in ``request.state.actor`` for the page, and its client address
+    in ``crm.domain.origin`` for the audit log.
     """
 
     def __init__(self, app: ASGIApp, sessions: SessionService) -> None:
@@ -45,6 +50,11 @@ class AuthMiddleware(BaseHTTPMiddleware):
         self._sessions = sessions
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        # every request, the API's and the login's too: what it audits comes from this client address
+        with acting_from(request.client.host if request.client else None):
+            return await self._dispatch(request, call_next)
+
+    async def _dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         path = request.url.path
         if path.startswith(OPEN_PATHS):
             return await call_next(request)
@@ -54,6 +64,9 @@ class AuthMiddleware(BaseHTTPMiddleware):
             response = RedirectResponse(f'/login?redirect_to={quote(target, safe="")}')
             response.delete_cookie(COOKIE, path='/')
             return response
+        if actor.must_change_password and not path.startswith(PASSWORD_PATHS):
+            target = path + (f'?{request.url.query}' if request.url.query else '')
+            return RedirectResponse(f'{PASSWORD_PATH}?redirect_to={quote(target, safe="")}')
         if path.startswith(ADMIN_PATHS) and actor.role != Role.ADMIN:
             return PlainTextResponse('Описание API доступно только администратору', status_code=403)
         request.state.actor = actor

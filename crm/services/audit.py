@@ -14,6 +14,9 @@ from crm.db.engine import session_now
 from crm.db.models import AuditEntry, Borrower, User
 from crm.domain import Role
 from crm.domain.actor import Actor
+from crm.domain.origin import acting_from, current_address
+
+__all__ = ['AuditRow', 'AuditService', 'acting_from', 'record']
 
 # Built once, run on the session's connection at once (not at the ORM's flush): every card view writes one.
 _INSERT = insert(cast(Table, AuditEntry.__table__))
@@ -29,7 +32,8 @@ def record(
 ) -> None:
     """Write an audit entry in the caller's transaction, so it commits or rolls back with the act.
 
-    The users and borrowers it names exist before the act (it is written before the ORM flushes).
+    The users and borrowers it names exist before the act (it is written before the ORM flushes). The
+    address is the request's this code acts for (``crm.domain.origin``), None for workers and the bus.
     """
     session.connection().execute(
         _INSERT,
@@ -39,6 +43,7 @@ def record(
             'action': action,
             'borrower_id': borrower_id,
             'details': json.dumps(details, ensure_ascii=False, default=str) if details else None,
+            'address': current_address(),
         },
     )
 

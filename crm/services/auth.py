@@ -30,7 +30,12 @@ def refusal(max_attempts: int, lockout_minutes: int) -> str:
 
 def to_actor(user: User) -> Actor:
     return Actor(
-        id=user.id, login=user.login, full_name=user.full_name, role=Role(user.role), extension=user.extension
+        id=user.id,
+        login=user.login,
+        full_name=user.full_name,
+        role=Role(user.role),
+        extension=user.extension,
+        must_change_password=user.must_change_password,
     )
 
 

@@ -25,10 +25,12 @@ from crm.db.models import Borrower, Call, Communication, User
 from crm.domain.contact_rules import CallLimits
 from crm.domain.identifiers import phone_key
 from crm.domain.notifications import CallStateChanged, Notification, ScreenPop
+from crm.domain.operator_states import OperatorEvent
 from crm.domain.telephony import CallState
 from crm.services.call_views import CallView, OtherBorrower
 from crm.services.event_schemas import CallAnswered, CallEnded, CallIncoming, Event
 from crm.services.inbound import Outcome
+from crm.services.operator_state_store import on_calls
 from crm.services.phone_holders import Holder, holders_of
 from crm.services.request_hooks import CALL_SUBJECT, DEFAULT_LIMITS, Contact, contacts_changed, join_contacts
 from crm.services.screen_pops import Ring, ScreenPopReads
@@ -141,6 +143,9 @@ def incoming(
     if changed:
         connection.execute(UPDATE_LAST_CONTACT, changed)
     outcome.notifications += contacts_changed(session, join_contacts(session, contacts, limits=limits))
+    outcome.notifications += on_calls(
+        session, [(c['operator_id'], OperatorEvent.RING, c['call_id']) for c in calls]
+    )
     if pops is not None and rings:
         pops.read(session, rings)
     return outcome
@@ -187,7 +192,8 @@ def apply_to_call(session: Session, call: Call, event: CallAnswered | CallEnded)
             communication.recording_url = event.recording_url
             if call.answered_at is None and communication.reached is None:
                 communication.reached = False
-    return [state_changed(call)]
+    event_of = OperatorEvent.ANSWER if isinstance(event, CallAnswered) else OperatorEvent.END
+    return [state_changed(call), *on_calls(session, [(call.operator_id, event_of, call.call_id)])]
 
 
 def state_changed(call: Call) -> CallStateChanged:

@@ -22,7 +22,8 @@ from crm.domain.actor import Actor
 from crm.domain.clock import Clock, system_clock
 from crm.domain.errors import AccessDenied, NotFound, ServiceError
 from crm.domain.identifiers import phone_key
-from crm.domain.notifications import HistoryChanged
+from crm.domain.notifications import HistoryChanged, Notification
+from crm.domain.operator_states import OperatorEvent
 from crm.domain.promises import MAX_DAYS_AHEAD, PromiseStatus, date_problem
 from crm.domain.telephony import DONE_STATES, LIVE_STATES, CallState
 from crm.integrations.bus import EventBus
@@ -31,10 +32,19 @@ from crm.services.call_events import state_changed
 from crm.services.call_views import CallResult, CallView, ResultOption, call_view
 from crm.services.compliance import ComplianceService
 from crm.services.notifier import Notifier
+from crm.services.operator_state_store import on_calls
 from crm.services.phone_holders import first_holder
 from crm.services.promises import new_promise, office_day
 
 log = logging.getLogger(__name__)
+
+
+# the operator's state follows their call commands (the PBX's events move the rest: call_events)
+_STATE_EVENTS: dict[CallState | None, tuple[OperatorEvent, ...]] = {
+    CallState.ON_HOLD: (OperatorEvent.HOLD,),
+    CallState.ACTIVE: (OperatorEvent.RESUME,),
+    CallState.TRANSFERRED: (OperatorEvent.END,),  # the call left this operator: their wrap-up begins
+}
 
 
 class CallService:
@@ -102,10 +112,11 @@ class CallService:
             )
             session.flush()
             view = call_view(session, call)
+            states = on_calls(session, [(actor.id, OperatorEvent.DIAL, call.call_id)])
         self._bus.publish_command(
             'telephony.dial', {'call_id': view.call_id, 'extension': actor.extension, 'number': normalised}
         )
-        self._notifier.publish([state_changed(call)])
+        self._notifier.publish([state_changed(call), *states])
         return view
 
     def hold(self, actor: Actor, call_id: str) -> CallView:
@@ -161,8 +172,11 @@ class CallService:
                 **extra,
             )
             view = call_view(session, call)
+            states = on_calls(
+                session, [(call.operator_id, e, call_id) for e in _STATE_EVENTS.get(new_state, ())]
+            )
         self._bus.publish_command(command, {'call_id': call_id, **extra})
-        self._notifier.publish([state_changed(call)])
+        self._notifier.publish([state_changed(call), *states])
         return view
 
     def link_borrower(self, actor: Actor, call_id: str, borrower_id: int) -> CallView:
@@ -235,8 +249,11 @@ class CallService:
                 result=option.code,
             )
             view = call_view(session, call)
+            states = on_calls(session, [(call.operator_id, OperatorEvent.RESULT_SAVED, call_id)])
+        notifications: list[Notification] = [state_changed(call), *states]
         if view.borrower_id is not None:
-            self._notifier.publish([HistoryChanged(view.borrower_id), state_changed(call)])
+            notifications.insert(0, HistoryChanged(view.borrower_id))
+        self._notifier.publish(notifications)
         return view
 
     # --- what the operator's screen shows --------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -125,3 +125,14 @@ class SessionService:
             .values(ended_at=self._clock())
             .returning(WebSession.user_id)
         )
+
+
+def end_user_sessions(session: Session, user_id: int, now: datetime) -> int:
+    """End every live session of a user (blocked, or their password reset), in the caller's transaction;
+    their open tabs are logged out at their next request. Returns how many were live."""
+    ended = session.execute(
+        update(WebSession)
+        .where(WebSession.user_id == user_id, WebSession.ended_at.is_(None))
+        .values(ended_at=now, ticket_hash=None)
+    )
+    return int(ended.rowcount)  # type: ignore[attr-defined]

@@ -49,7 +49,9 @@ def test_five_failures_lock_for_fifteen_minutes_even_the_right_password(auth, se
     assert locked.value.message == auth.refusal  # a locked account reads like an unknown login
     assert auth.authenticate(user.login, 'secret', now=now + timedelta(minutes=15, seconds=1)).id == user.id
     with sessions() as session:
-        actions = session.scalars(select(AuditEntry.action).where(AuditEntry.user_id == user.id)).all()
+        actions = session.scalars(
+            select(AuditEntry.action).where(AuditEntry.user_id == user.id).order_by(AuditEntry.id)
+        ).all()
     assert 'login.lockout' in actions and actions[-1] == 'login'
 
 

@@ -43,6 +43,12 @@ def sees(user: User, text: str) -> bool:
         return any(text in (content or '') for content in shown)
 
 
+def panel_says(user: User, text: str) -> bool:
+    """The call panel (markup) shows ``text``: not the header's operator-state chip (a label)."""
+    with user:
+        return any(text in (getattr(e, 'content', '') or '') for e in ui.context.client.elements.values())
+
+
 async def test_ring_pops_the_card_in_the_operators_tab_and_nowhere_else(
     user: User, create_user: Callable[[], User], sessions
 ) -> None:
@@ -83,11 +89,11 @@ async def test_whole_call_from_answer_to_the_promise_in_history(
     call_id = await ring(user, phone, '104')
     await until(lambda: sees(user, 'Обещающий'))
     await post_event(user, type='telephony.call.answered', call_id=call_id, at='2026-11-26T10:00:03+03:00')
-    await until(lambda: sees(user, 'Разговор'))
+    await until(lambda: panel_says(user, 'Разговор'))  # the header's state chip says «Разговор» too
     user.find('Удерживать звонок').click()
     await until(lambda: sees(user, 'На удержании'))
     user.find('Вернуть звонок').click()
-    await until(lambda: sees(user, 'Разговор'))
+    await until(lambda: panel_says(user, 'Разговор'))
     user.find('Завершить звонок').click()
     await post_event(
         user,

@@ -21,6 +21,7 @@ from crm.domain.notifications import (
     ChatChanged,
     HistoryChanged,
     Notification,
+    OperatorStateChanged,
     RequestsChanged,
     ScreenPop,
 )
@@ -31,6 +32,7 @@ from crm.pages.components import (
     card_view,
     chat_panel,
     contact_record,
+    operator_state,
     product_panel,
     promise_panel,
     request_badge,
@@ -75,6 +77,7 @@ class Workspace:
         self._products: product_panel.ProductPanel | None = None
         self.chats = chat_panel.ChatLive(self)  # the header's badge (given by the frame) and the card's chat
         self.requests = request_badge.RequestLive(self)  # the header's count of new requests, the list page
+        self.operator_state = operator_state.StateLive(self)  # the header's state chip (operators), presence
         self.result_options: list[ResultOption] = []
         self._call_updates = 0  # counts changes of self.call, so a slow load cannot undo a newer state
 
@@ -88,6 +91,7 @@ class Workspace:
         ui.on('crm-dial', self._dial_from_card)  # a phone chip on the card (card_markup.CARD_JS)
         await self.chats.start()
         await self.requests.start()
+        await self.operator_state.start()
         token = session_token()
         ui.timer(HEARTBEAT_S, lambda: self._heartbeat(token))
 
@@ -123,6 +127,8 @@ class Workspace:
                 await self.chats.on_change(notification)
             case RequestsChanged():
                 await self.requests.on_change(notification)
+            case OperatorStateChanged():
+                await self.operator_state.on_change(notification)
 
     async def pop(self, pop: ScreenPop, prepared: Future[ShownPop | None] | None = None) -> None:
         """A ring. Read with the commit that recorded the call (this process did, for this tab): the call
