@@ -25,6 +25,7 @@ from crm.config import Settings
 from crm.db.engine import make_engine, make_sessions
 from crm.db.migrate import check_ready
 from crm.domain.clock import Clock
+from crm.domain.dashboard import parse_thresholds
 from crm.domain.messages import Creditor
 from crm.integrations.account import AccountSite, EmbeddedAccountSite
 from crm.integrations.bureau import CreditBureau, DemoBureau
@@ -34,7 +35,7 @@ from crm.integrations.loan_system_simulator import LoanSystemSimulator
 from crm.integrations.mail import Mailer, RecordingMailer
 from crm.integrations.pbx_simulator import PbxSimulator
 from crm.integrations.sms import RecordingSms, SmsGateway
-from crm.services import call_events, chats, mail_inbound, outbox, payments, products
+from crm.services import call_events, chats, dashboard, mail_inbound, outbox, payments, products
 from crm.services.api_tokens import ApiTokenService
 from crm.services.audit import AuditService
 from crm.services.audit_views import AuditViews
@@ -45,6 +46,10 @@ from crm.services.chats import ChatService
 from crm.services.compliance import ComplianceService
 from crm.services.contact_records import ContactRecordService
 from crm.services.credit_history import CreditHistoryService
+from crm.services.dashboard import DashboardService
+from crm.services.erasure import ErasureService
+from crm.services.field_visibility import FieldVisibilityService
+from crm.services.hiding import HidingService
 from crm.services.inbound import InboundRouter, Route
 from crm.services.mailing_worker import MailingWorker
 from crm.services.mailings import MailingService
@@ -53,6 +58,7 @@ from crm.services.notifier import Notifier
 from crm.services.operator_states import OperatorStateService, OperatorStateWorker
 from crm.services.outbox_dispatcher import DispatchPolicy, OutboxDispatcher
 from crm.services.outbox_views import OutboxService
+from crm.services.portfolios import PortfolioService
 from crm.services.products import ProductService, SaleSweeper
 from crm.services.promises import PromiseChecker, PromiseRules, PromiseService
 from crm.services.request_hooks import broken_promise_hook
@@ -98,6 +104,11 @@ class Services:
     operator_states: OperatorStateService  # Готов / Перерыв, forced breaks and logouts, presence
     users: UserService  # «Пользователи»: users, passwords, locks (admins); anyone's own password
     user_groups: GroupService  # groups of operators and their supervisors
+    portfolios: PortfolioService  # «Портфель»: borrowers to operators, by hand or by rule (admins)
+    hiding: HidingService  # hiding a communication or a note from operators (admins)
+    erasure: ErasureService  # erasing a borrower's personal data on request, with an act (admins)
+    dashboard: DashboardService  # «Мониторинг»: the day's figures, once per tick per process
+    field_visibility: FieldVisibilityService  # «Видимость полей»: the matrix, reveal, the number to dial
     pbx: PbxSimulator | None = None
     chat_simulator: ChatSimulator | None = None
     loan_system: LoanSystemSimulator | None = None  # the built-in loan system (CRM_LOAN_SYSTEM_SIMULATOR)
@@ -273,7 +284,8 @@ def build(
         max_days=settings.promise_max_days,
     )
     calls = CallService(sessions, bus, compliance, clock=clock, promise_max_days=promise_rules.max_days)
-    borrowers = BorrowerService(sessions, compliance=compliance, clock=clock)
+    field_visibility = FieldVisibilityService(sessions, clock=clock)  # one per process: its cache
+    borrowers = BorrowerService(sessions, compliance=compliance, clock=clock, visibility=field_visibility)
     screen_pops = ScreenPopReads(borrowers)
     inbound = InboundRouter(
         sessions,
@@ -292,6 +304,7 @@ def build(
             ),
             'product.sale.confirmed': Route(products.sale_decided),
             'product.sale.rejected': Route(products.sale_decided),
+            'telephony.queue.status': Route(dashboard.queue_status),
         },
         clock=clock,
     )
@@ -300,6 +313,7 @@ def build(
         pbx = PbxSimulator(bus, base_url=f'http://{settings.host}:{settings.port}', clock=clock)
     # the built-in chat system («Симулятор чата») comes with the built-in PBX: both are the demo's peers
     chat_simulator = ChatSimulator(bus, clock=clock) if settings.pbx_simulator else None
+    promise_service = PromiseService(sessions, Notifier(bus), rules=promise_rules, clock=clock)
     services = Services(
         clock=clock,
         auth=AuthService(
@@ -315,10 +329,14 @@ def build(
             clock=clock,
         ),
         borrowers=borrowers,
+        field_visibility=field_visibility,
         screen_pops=screen_pops,
         audit=AuditService(sessions),
         users=UserService(sessions, min_password_length=settings.password_min_length, clock=clock),
         user_groups=GroupService(sessions),
+        portfolios=PortfolioService(sessions, clock=clock),
+        hiding=HidingService(sessions, Notifier(bus), clock=clock),
+        erasure=ErasureService(sessions, clock=clock),
         audit_views=AuditViews(sessions),
         compliance=compliance,
         calls=calls,
@@ -350,12 +368,20 @@ def build(
             notifier=Notifier(bus),
             clock=clock,
             ttl=timedelta(hours=settings.outbox_ttl_hours),
+            visibility=field_visibility,
         ),
         outbox=OutboxService(
             sessions, clock, notifier=Notifier(bus), ttl=timedelta(hours=settings.outbox_ttl_hours)
         ),
         credit_history=CreditHistoryService(sessions, gateways.bureau, clock=clock),
-        promises=PromiseService(sessions, Notifier(bus), rules=promise_rules, clock=clock),
+        promises=promise_service,
+        dashboard=DashboardService(
+            sessions,
+            promise_service,
+            clock=clock,
+            service_level_s=settings.service_level_s,
+            thresholds=parse_thresholds(settings.dashboard_thresholds),
+        ),
         requests=RequestService(sessions, Notifier(bus), limits=call_limits, clock=clock),
         request_views=RequestViews(sessions, limits=call_limits, clock=clock),
         products=ProductService(sessions, bus, Notifier(bus), clock=clock),

@@ -95,6 +95,8 @@ class Settings:
     quiet_hours_every_call: bool = True  # the 230-FZ hours bind calls without overdue debt too
     wrap_up_timeout_s: float = 120.0  # Постобработка ends after this long without a saved result
     offline_after_s: float = 60.0  # an operator none of whose tabs was seen this long is Не в сети
+    service_level_s: int = 20  # «Мониторинг»: an inbound call answered within this many seconds is in time
+    dashboard_thresholds: str = ''  # «Мониторинг»: state:a/b/c,… seconds (crm/domain/dashboard.py)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -148,6 +150,8 @@ class Settings:
             quiet_hours_every_call=_flag(env.get('CRM_QUIET_HOURS_EVERY_CALL'), True),
             wrap_up_timeout_s=float(env.get('CRM_WRAP_UP_TIMEOUT_S') or 120),
             offline_after_s=float(env.get('CRM_OFFLINE_AFTER_S') or 60),
+            service_level_s=int(env.get('CRM_SERVICE_LEVEL_S') or 20),
+            dashboard_thresholds=env.get('CRM_DASHBOARD_THRESHOLDS') or '',
         )
 
     def call_limits(self) -> CallLimits:

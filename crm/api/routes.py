@@ -5,7 +5,6 @@ plain ``def`` so FastAPI runs them in its thread pool, off the event loop.
 """
 
 import json
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
@@ -20,6 +19,7 @@ from crm.bootstrap import Services
 from crm.domain import Role, status_label
 from crm.domain.actor import Actor
 from crm.domain.errors import BadQuery, NotFound, ServiceError
+from crm.domain.field_visibility import API, birth_date_text
 from crm.domain.origin import set_address
 from crm.services.api_tokens import TokenInfo
 from crm.services.event_schemas import EVENT_TYPES, BadEvent
@@ -45,9 +45,12 @@ class LoanOut(BaseModel):
 
 
 class BorrowerOut(BaseModel):
+    """A borrower as the API's row of «Видимость полей» shows it: a masked field masked ('**.**.1985',
+    '+7 928 ***-**-77', '60 ** ***212'), a hidden one null (phones: empty)."""
+
     pin: str
     full_name: str
-    birth_date: date
+    birth_date: str | None  # ISO date; masked: '**.**.YYYY'
     city: str
     phones: list[str]
     passport: str | None
@@ -146,7 +149,7 @@ def build_router(services: Services) -> APIRouter:
         """Look borrowers up by anything the search line understands."""
         system = Actor(id=0, login=f'api:{info.name}', full_name=info.name, role=Role.OPERATOR)
         try:
-            result = services.borrowers.search(system, q, archive=archive)
+            result = services.borrowers.search(system, q, archive=archive, seen_as=API)
         except BadQuery as error:
             return JSONResponse(
                 status_code=422,
@@ -157,7 +160,7 @@ def build_router(services: Services) -> APIRouter:
                 BorrowerOut(
                     pin=row.pin,
                     full_name=row.full_name,
-                    birth_date=row.birth_date,
+                    birth_date=birth_date_text(row.birth_date, row.birth_year),
                     city=row.city,
                     phones=list(row.phones),
                     passport=row.passport,

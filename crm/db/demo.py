@@ -35,6 +35,7 @@ from crm.db.models import (
     Product,
     ProductSale,
     User,
+    UserGroup,
 )
 from crm.domain import LOAN_STATUSES, RESULT_CODES, Role
 from crm.domain.clock import Clock, system_clock
@@ -1080,6 +1081,15 @@ def _insert_users(session: Session, today: date) -> list[int]:
         for login, password, role, full_name, extension in DEMO_USERS
     ]
     session.add_all(users)
+    session.flush()
+    # the demo's supervisor leads its operators («Мониторинг» shows a supervisor their groups only)
+    lead = next(user for user in users if user.role == Role.SUPERVISOR.value)
+    group = UserGroup(name='Группа взыскания 1', supervisor_id=lead.id)
+    session.add(group)
+    session.flush()
+    for user in users:
+        if user.role == Role.OPERATOR.value:
+            user.group_id = group.id
     session.flush()
     return [user.id for user in users if user.role == Role.OPERATOR.value]
 

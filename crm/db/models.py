@@ -258,8 +258,12 @@ class Communication(Base):
     subject: Mapped[str | None] = mapped_column(String(300))  # an e-mail's subject
     # an outgoing message about overdue debt: the 230-FZ ledger counts it (not replies, passwords, inbound)
     collection: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # an administrator hid it from operators and supervisors (kept; admins see it marked; migration 0016)
+    hidden_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    hidden_reason: Mapped[str | None] = mapped_column(String(500))
+    hidden_by: Mapped[int | None] = mapped_column(ForeignKey('users.id'))
 
-    operator: Mapped[User | None] = relationship()
+    operator: Mapped[User | None] = relationship(foreign_keys=[operator_id])
 
     __table_args__ = (Index('ix_communications_borrower_started', 'borrower_id', 'started_at'),)
 
@@ -684,3 +688,62 @@ class OperatorStateChange(Base):
         Index('ix_operator_state_changes_at', 'at'),  # a day's changes, all operators (the chart)
         Index('ix_operator_state_changes_user_id_at', 'user_id', 'at'),  # one operator's day
     )
+
+
+class PortfolioMove(Base):
+    """A borrower moved from one operator to another by a portfolio operation (crm/services/portfolios.py).
+
+    The operation's one audit entry names ``operation_id`` and its counts; these rows are the trail per
+    borrower.
+    """
+
+    __tablename__ = 'portfolio_moves'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    operation_id: Mapped[str] = mapped_column(String(32), index=True)
+    borrower_id: Mapped[int] = mapped_column(ForeignKey('borrowers.id', ondelete='CASCADE'))
+    from_operator_id: Mapped[int | None] = mapped_column(Integer)
+    to_operator_id: Mapped[int | None] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    by_user_id: Mapped[int | None] = mapped_column(ForeignKey('users.id'))
+
+    __table_args__ = (Index('ix_portfolio_moves_borrower_id_at', 'borrower_id', 'at'),)
+
+
+class ErasureAct(Base):
+    """The act of erasing a borrower's personal data on request (crm/services/erasure.py).
+
+    The procedure: docs/personal-data.md.
+    """
+
+    __tablename__ = 'erasure_acts'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    borrower_id: Mapped[int] = mapped_column(ForeignKey('borrowers.id', ondelete='CASCADE'), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    by_user_id: Mapped[int | None] = mapped_column(ForeignKey('users.id'))
+    reason: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str] = mapped_column(String(200))  # the request's number or date
+    legal_basis: Mapped[str | None] = mapped_column(Text)  # stated when erased despite an active loan
+    erased: Mapped[str] = mapped_column(Text)  # JSON: what was erased, by table and field, with counts
+
+
+class FieldVisibility(Base):
+    """«Видимость полей»: one cell of the matrix role × borrower field (crm/domain/field_visibility.py)."""
+
+    __tablename__ = 'field_visibility'
+
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)
+    field: Mapped[str] = mapped_column(String(32), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16))  # hidden | masked | visible
+
+
+class FieldVisibilityVersion(Base):
+    """The matrix's one version row, bumped by every save: each process re-reads the matrix on a new one."""
+
+    __tablename__ = 'field_visibility_version'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey('users.id', ondelete='SET NULL'))

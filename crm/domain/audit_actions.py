@@ -61,6 +61,14 @@ ACTION_LABELS: dict[str, str] = {
     'group.supervisor': 'Руководитель группы',
     'operator.force_break': 'Перерыв по решению руководителя',
     'operator.force_logout': 'Выход по решению руководителя',
+    'portfolio.assign': 'Назначение заёмщиков оператору',
+    'portfolio.distribute': 'Распределение портфеля',
+    'portfolio.hand_over': 'Передача портфеля',
+    'communication.hide': 'Запись скрыта от операторов',
+    'communication.show': 'Запись показана снова',
+    'borrower.erase': 'Удаление персональных данных',
+    'field.reveal': 'Показ скрытого поля',
+    'field.visibility': 'Видимость полей',
 }
 
 # The groups an action filter may name (all of a group's actions): «login» is every kind of login.
@@ -77,6 +85,8 @@ GROUP_LABELS: dict[str, str] = {
     'user': 'Пользователи (все)',
     'group': 'Группы (все)',
     'operator': 'Состояния операторов (все)',
+    'portfolio': 'Портфель (все)',
+    'field': 'Видимость полей (все)',
 }
 
 

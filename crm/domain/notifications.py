@@ -108,6 +108,18 @@ class OperatorStateChanged:
     forced_by: str | None = None
 
 
+@dataclass(frozen=True)
+class QueueStatusChanged:
+    """The PBX's latest ``telephony.queue.status`` of a queue: every process's dashboards keep it in memory
+    (the consumer that got the event is one process of many)."""
+
+    kind: ClassVar[str] = 'queue_status'
+    queue: str
+    waiting: int
+    longest_wait_s: int
+    at: datetime
+
+
 Notification = (
     ScreenPop
     | CallStateChanged
@@ -116,6 +128,7 @@ Notification = (
     | MailingProgress
     | RequestsChanged
     | OperatorStateChanged
+    | QueueStatusChanged
 )
 _KINDS: dict[str, type[Notification]] = {
     k.kind: k
@@ -127,6 +140,7 @@ _KINDS: dict[str, type[Notification]] = {
         MailingProgress,
         RequestsChanged,
         OperatorStateChanged,
+        QueueStatusChanged,
     )
 }
 _FIELDS: dict[str, tuple[str, ...]] = {kind: tuple(f.name for f in fields(k)) for kind, k in _KINDS.items()}
@@ -159,6 +173,8 @@ def from_wire(body: Mapping[str, Any]) -> list[Notification]:
     if model is OperatorStateChanged:
         values['state'] = OperatorState(values['state'])
         values['since'] = datetime.fromisoformat(str(values['since']))
+    if model is QueueStatusChanged:
+        values['at'] = datetime.fromisoformat(str(values['at']))
     if model is CallStateChanged:
         values['state'] = CallState(values['state'])
     if model is RequestsChanged:

@@ -24,6 +24,7 @@ from crm.integrations.bus import EventBus
 log = logging.getLogger(__name__)
 
 RECORDINGS_PATH = '/pbx-sim/recordings'
+QUEUE = 'main'  # the simulator's one queue; it reports it whenever an inbound call rings, is answered or ends
 # The simulated PBX's own words for its lines (a PBX's view: a line rings; the CRM's call is incoming)
 LINE_STATES = {
     'ringing': 'Звонит',
@@ -77,6 +78,7 @@ class PbxSimulator:
         )
         self._store(call)
         self._publish('telephony.call.incoming', call, {'from': number, 'to_extension': extension})
+        self.queue_status()
         return call
 
     def answer(self, call_id: str) -> None:
@@ -86,6 +88,8 @@ class PbxSimulator:
         call.state, call.answered_at = 'active', self._clock()
         self._changed()
         self._publish('telephony.call.answered', call)
+        if call.direction == 'in':
+            self.queue_status()
 
     def end(self, call_id: str) -> None:
         call = self._calls.get(call_id)
@@ -98,6 +102,8 @@ class PbxSimulator:
         if call.answered_at:
             extra['recording_url'] = f'{self._base_url}{RECORDINGS_PATH}/{call.call_id}.wav'
         self._publish('telephony.call.ended', call, extra)
+        if call.direction == 'in':
+            self.queue_status()
 
     def calls(self) -> list[SimCall]:
         with self._lock:
@@ -150,6 +156,17 @@ class PbxSimulator:
 
     def _changed(self) -> None:
         self.version += 1
+
+    def queue_status(self) -> dict[str, Any]:
+        """``telephony.queue.status`` of the one queue: callers ringing and the longest of their waits."""
+        now = self._clock()
+        with self._lock:
+            ringing = [c for c in self._calls.values() if c.direction == 'in' and c.state == 'ringing']
+        longest = max((int((now - c.started_at).total_seconds()) for c in ringing), default=0)
+        body = {'queue': QUEUE, 'waiting': len(ringing), 'longest_wait_s': max(0, longest)}
+        body['at'] = now.isoformat()
+        self._bus.publish_event('telephony.queue.status', body)
+        return body
 
     def _publish(self, event: str, call: SimCall, extra: dict[str, Any] | None = None) -> None:
         body = {'call_id': call.call_id, 'at': self._clock().isoformat(), **(extra or {})}

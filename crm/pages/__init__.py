@@ -12,10 +12,13 @@ from crm.pages import (
     card,
     chats,
     errors,
+    field_visibility,
     login,
     mailings,
+    monitoring,
     outbox,
     password,
+    portfolio,
     products,
     requests,
     search,
@@ -34,5 +37,5 @@ def register_pages(services: Services, hub: LiveHub) -> None:
     login.register(services)
     errors.register(services, hub)
     pages = (borrower_list, search, card, admin, templates, chats, mailings, outbox, products, requests)
-    for module in (*pages, audit, password, users):
+    for module in (*pages, audit, password, users, monitoring, portfolio, field_visibility):
         module.register(services, hub)

@@ -70,6 +70,7 @@ def frame(
         chat_badge = ChatBadge()
         request_badge = RequestBadge()  # every role: operators take from the queue
         if actor.role in (Role.SUPERVISOR, Role.ADMIN):
+            ui.link('Мониторинг', '/monitoring').classes('text-white no-underline opacity-90')
             ui.link('Рассылки', '/mailings').classes('text-white no-underline opacity-90')
             ui.link('Исходящие сообщения', '/admin/outbox').classes('text-white no-underline opacity-90')
         if actor.role == Role.ADMIN:
@@ -78,6 +79,8 @@ def frame(
                 ui.link('Симулятор чата', '/chat-simulator').classes('text-white no-underline opacity-90')
             ui.link('Результаты звонков', '/admin/results').classes('text-white no-underline opacity-90')
             ui.link('Пользователи', '/admin/users').classes('text-white no-underline opacity-90')
+            ui.link('Видимость полей', '/admin/fields').classes('text-white no-underline opacity-90')
+            ui.link('Портфель', '/admin/portfolio').classes('text-white no-underline opacity-90')
             ui.link('API-токены', '/admin/tokens').classes('text-white no-underline opacity-90')
             ui.link('Шаблоны сообщений', '/admin/templates').classes('text-white no-underline opacity-90')
             ui.link('Продукты и услуги', '/admin/products').classes('text-white no-underline opacity-90')

@@ -63,6 +63,7 @@ class LiveHub:
         self._mailing_pages: dict[str, Tab] = {}  # client id -> a «Рассылки» page's listener
         self._last_dispatch = time.monotonic()
         self._readers = ThreadPoolExecutor(READERS, thread_name_prefix='crm-live-read')
+        self._observers: list[Callable[[Notification], None]] = []  # per process: the dashboards' hub
 
     def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -83,6 +84,8 @@ class LiveHub:
             log.warning('UI notification ignored: %s', error)
             return
         for notification in notifications:
+            for observer in self._observers:
+                loop.call_soon_threadsafe(observer, notification)
             for tab in self._targets(notification):
                 prepared = None
                 if tab.prepare is not None and not tab.client.is_deleted:
@@ -105,6 +108,10 @@ class LiveHub:
             tabs.pop(client_id, None)
             if not tabs:
                 self._by_extension.pop(extension, None)
+
+    def observe(self, observer: Callable[[Notification], None]) -> None:
+        """A per-process listener (``DashboardHub``) that hears every notification once, on the loop."""
+        self._observers.append(observer)
 
     def watch_mailings(self, client: Client, listener: Listener) -> None:
         """A «Рассылки» page: it gets every ``MailingProgress`` (beside its tab's own registration)."""

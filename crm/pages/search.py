@@ -8,6 +8,7 @@ from crm.bootstrap import Services
 from crm.domain import formatting as fmt
 from crm.domain.actor import Actor
 from crm.domain.errors import BadQuery
+from crm.domain.field_visibility import birth_date_shown
 from crm.domain.identifiers import format_passport, format_phone
 from crm.pages.layout import frame, search_box, search_url
 from crm.pages.live import LiveHub
@@ -45,7 +46,7 @@ def result_item(row: BorrowerRow) -> None:
                     ui.badge(f'Просрочка {fmt.days(row.days_past_due)}', color='negative')
             ui.label(result_line(row)).classes('text-sm text-gray-700')
         with ui.item_section().props('side'):
-            ui.label(fmt.day(row.birth_date))
+            ui.label(birth_date_shown(row.birth_date, row.birth_year))
 
 
 async def show_results(services: Services, actor: Actor, text: str, archive: bool) -> None:

@@ -22,6 +22,7 @@ from crm.domain.errors import AccessDenied, NotFound
 from crm.services import audit, cards
 from crm.services import views as v
 from crm.services.compliance import ComplianceService, legal_flags
+from crm.services.field_visibility import FieldVisibilityService, row_for
 from crm.services.promises import flagged, promise_filter
 from crm.services.views import SORTS, ListQuery
 
@@ -50,9 +51,12 @@ class BorrowerService:
         *,
         compliance: ComplianceService | None = None,
         clock: Clock = system_clock,
+        visibility: FieldVisibilityService | None = None,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
+        # what each role sees of the personal fields: applied to every card and row leaving this service
+        self.visibility = visibility or FieldVisibilityService(sessions, clock=clock)
         self._compliance = compliance or ComplianceService(sessions)  # the card's verdict on a call now
 
     # --- the list -------------------------------------------------------------------------------
@@ -85,7 +89,7 @@ class BorrowerService:
             ).all()
             broken = flagged(session, [b.id for b in rows], self._clock())  # «Нарушено обещание»
             items = self._to_rows(session, rows, broken)
-        return v.Page(items=items, total=total, page=page, per_page=per_page)
+        return v.Page(items=self._visible(actor.role, items), total=total, page=page, per_page=per_page)
 
     def _list_scope(self, actor: Actor, operator_id: int | None) -> int | None:
         if actor.sees_everyone:
@@ -119,11 +123,18 @@ class BorrowerService:
 
     # --- search ---------------------------------------------------------------------------------
     def search(
-        self, actor: Actor, text: str, *, archive: bool = False, limit: int = SEARCH_LIMIT
+        self,
+        actor: Actor,
+        text: str,
+        *,
+        archive: bool = False,
+        limit: int = SEARCH_LIMIT,
+        seen_as: str | None = None,
     ) -> v.SearchResult:
         """Any borrower by name parts, phone, passport, PIN, INN or SNILS (BadQuery if too short or too long).
 
-        Operators may find any borrower, not only their own: they take calls from anyone.
+        Operators may find any borrower, not only their own: they take calls from anyone. The rows show
+        what ``seen_as`` (the HTTP API's row of «Видимость полей»; by default the actor's role) may see.
         """
         parsed = search_query.parse(text)
         with self._sessions() as session:
@@ -145,13 +156,15 @@ class BorrowerService:
                 rows = session.scalars(ordered.where(Borrower.id.in_(ids[:limit]))).all()
                 more = len(ids) > limit
             items = self._to_rows(session, rows)
-        return v.SearchResult(items=items, more=more)
+        return v.SearchResult(items=self._visible(seen_as or actor.role, items), more=more)
 
     # --- the card -------------------------------------------------------------------------------
     def card(self, actor: Actor, borrower_id: int) -> v.BorrowerCard:
         """Everything about one borrower; the view is written to the audit log in the same transaction."""
         with self._sessions.begin() as session:
-            return cards.card(session, cards.viewed(session, actor.id, borrower_id))
+            borrower = cards.viewed(session, actor.id, borrower_id)
+            card = cards.card(session, borrower, with_hidden=actor.role == Role.ADMIN)
+        return self.visibility.card_for(actor.role, card)
 
     def card_again(self, actor: Actor, borrower_id: int) -> v.BorrowerCard:
         """The card once more, for a tab that shows it already (a payment, a contact arrived): not a new
@@ -160,19 +173,32 @@ class BorrowerService:
             borrower = session.get(Borrower, borrower_id)
             if borrower is None:
                 raise NotFound('Заёмщик не найден')
-            return cards.card(session, borrower)
+            card = cards.card(session, borrower, with_hidden=actor.role == Role.ADMIN)
+        return self.visibility.card_for(actor.role, card)
 
     def card_with_verdict(self, actor: Actor, borrower_id: int) -> tuple[v.BorrowerCard, Verdict]:
         """The card and whether the borrower may be called now, in one transaction: what a tab shows."""
         with self._sessions.begin() as session:
-            return self.card_with_verdict_in(session, actor.id, borrower_id)
+            return self.card_with_verdict_in(
+                session, actor.id, borrower_id, with_hidden=actor.role == Role.ADMIN, role=actor.role
+            )
 
     def card_with_verdict_in(
-        self, session: Session, user_id: int, borrower_id: int
+        self,
+        session: Session,
+        user_id: int,
+        borrower_id: int,
+        *,
+        with_hidden: bool = False,
+        role: str | None = None,
     ) -> tuple[v.BorrowerCard, Verdict]:
-        """The same in the caller's transaction (a screen pop read with the commit of its call)."""
+        """The same in the caller's transaction (a screen pop read with the commit of its call; hidden
+        records only ``with_hidden``, for an administrator). The fields are shown as ``role`` (by default
+        the user's) may see them."""
         borrower = cards.viewed(session, user_id, borrower_id)
-        return cards.card(session, borrower), self._compliance.verdict_on(session, borrower)
+        card = cards.card(session, borrower, with_hidden=with_hidden)
+        role = role or session.scalar(select(User.role).where(User.id == user_id)) or ''
+        return self.visibility.card_for(role, card), self._compliance.verdict_on(session, borrower)
 
     def set_legal_flags(
         self, actor: Actor, borrower_id: int, flags: Iterable[LegalFlag]
@@ -201,9 +227,13 @@ class BorrowerService:
     def history(self, actor: Actor, borrower_id: int) -> tuple[tuple[v.CommunicationItem, ...], int]:
         """The newest communications and their total, to refresh a card that is already open."""
         with self._sessions() as session:
-            return cards.history_of(session, borrower_id)
+            return cards.history_of(session, borrower_id, with_hidden=actor.role == Role.ADMIN)
 
     # --- shared ---------------------------------------------------------------------------------
+    def _visible(self, role: str, rows: tuple[v.BorrowerRow, ...]) -> tuple[v.BorrowerRow, ...]:
+        seen = self.visibility.view_for(role)
+        return tuple(row_for(seen, row) for row in rows)
+
     @staticmethod
     def _rows_query() -> Select[Borrower]:
         return select(Borrower).options(selectinload(Borrower.phones))

@@ -86,7 +86,7 @@ PROMISE_OF_CONTACT = (
     .limit(1)
     .scalar_subquery()
 )
-HISTORY: Select[Any] = (
+HISTORY_ALL: Select[Any] = (
     select(
         *_columns(
             v.CommunicationItem,
@@ -101,6 +101,8 @@ HISTORY: Select[Any] = (
     .order_by(_communications.c.started_at.desc(), _communications.c.id.desc())
     .limit(HISTORY_LIMIT)
 )
+# what operators and supervisors see: without what an administrator hid (crm/services/hiding.py)
+HISTORY: Select[Any] = HISTORY_ALL.where(_communications.c.hidden_at.is_(None))
 # the flag «Нарушено обещание»: the latest broken promise nothing answered since (promises.unanswered_break)
 BROKEN_PROMISE: Select[Any] = (
     select(_promises.c.amount, _promises.c.due_on)
@@ -120,15 +122,16 @@ def viewed(session: Session, user_id: int, borrower_id: int) -> Borrower:
     return borrower
 
 
-def card(session: Session, b: Borrower) -> v.BorrowerCard:
-    """Everything the card shows of ``b``, read in the caller's transaction."""
+def card(session: Session, b: Borrower, *, with_hidden: bool = False) -> v.BorrowerCard:
+    """Everything the card shows of ``b``, read in the caller's transaction (``with_hidden``: an
+    administrator's, hidden records included, marked)."""
     connection = session.connection()
     key = {'borrower_id': b.id}
 
     def rows(view: type, statement: Select[Any]) -> tuple[Any, ...]:
         return tuple(view(*row) for row in connection.execute(statement, key))
 
-    history, total = history_of(session, b.id)
+    history, total = history_of(session, b.id, with_hidden=with_hidden)
     operator_name = (
         connection.execute(OPERATOR_NAME, {'user_id': b.assigned_operator_id}).scalar()
         if b.assigned_operator_id
@@ -175,8 +178,11 @@ def broken_promise(session: Session, borrower_id: int) -> v.BrokenPromise | None
     return v.BrokenPromise(*row) if row is not None else None
 
 
-def history_of(session: Session, borrower_id: int) -> tuple[tuple[v.CommunicationItem, ...], int]:
-    """The newest contacts, newest first, and how many there are in all."""
-    found = session.connection().execute(HISTORY, {'borrower_id': borrower_id}).all()
+def history_of(
+    session: Session, borrower_id: int, *, with_hidden: bool = False
+) -> tuple[tuple[v.CommunicationItem, ...], int]:
+    """The newest contacts, newest first, and how many there are in all (hidden ones only ``with_hidden``)."""
+    statement = HISTORY_ALL if with_hidden else HISTORY
+    found = session.connection().execute(statement, {'borrower_id': borrower_id}).all()
     total = found[0][-1] if found else 0
     return tuple(v.CommunicationItem(*row[:-1]) for row in found), total

@@ -120,6 +120,15 @@ class SaleDecided(_Event):
     reason: str | None = Field(default=None, max_length=500)
 
 
+class QueueStatus(_Event):
+    """The PBX's queue now and then: how many callers wait and the longest wait (the dashboard's totals)."""
+
+    queue: str = Field(min_length=1, max_length=64)
+    waiting: int = Field(ge=0, le=100_000)
+    longest_wait_s: int = Field(ge=0, le=86_400)
+    at: Moment
+
+
 class SaleConfirmed(SaleDecided):
     pass
 
@@ -138,6 +147,7 @@ Event = (
     | PaymentReceived
     | SaleConfirmed
     | SaleRejected
+    | QueueStatus
 )
 EVENT_TYPES: dict[str, type[Event]] = {
     'telephony.call.incoming': CallIncoming,
@@ -149,6 +159,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     'loan.payment.received': PaymentReceived,
     'product.sale.confirmed': SaleConfirmed,
     'product.sale.rejected': SaleRejected,
+    'telephony.queue.status': QueueStatus,
 }
 
 
@@ -198,6 +209,8 @@ def idempotency_key(event_type: str, event: Event) -> str:
         return sms_status_key(event.message_id, event.status)
     if isinstance(event, PaymentReceived):
         return f'{event_type}:{event.payment_id}'
+    if isinstance(event, QueueStatus):  # one snapshot per queue and moment
+        return f'{event_type}:{event.queue}:{event.at.isoformat()}'
     if isinstance(event, SaleDecided):  # one answer of each kind per sale: a repeat has no second effect
         return f'{event_type}:{event.sale_id}'
     return f'{event_type}:{event.call_id}'

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from crm.db.models import Borrower, Mailing, MessageTemplate, OutboxMessage, User
 from crm.domain import formatting as fmt
+from crm.domain.field_visibility import Field, Mode, RoleView
 from crm.domain.messages import (
     MESSAGE_CHANNEL_LABELS,
     OUTBOX_STATUS_LABELS,
@@ -232,12 +233,16 @@ def csv_query(mailing_id: int) -> Select[Any]:
     )
 
 
-def csv_line(row: Any) -> list[str]:
+def csv_line(row: Any, seen: RoleView | None = None) -> list[str]:
+    """A message's line; its address masked, or blank for a role that does not see phones or e-mails
+    (``seen``: the reader's row of «Видимость полей»; the report never carries a clear address)."""
     name = ' '.join(p for p in (row.last_name, row.first_name, row.middle_name) if p)
+    field = Field.EMAIL if row.channel == MessageChannel.EMAIL else Field.PHONES
+    hidden = seen is not None and seen.modes[field] is Mode.HIDDEN
     return [
         row.pin or '',
         name,
-        mask_address(row.channel, row.to_address),
+        '' if hidden else mask_address(row.channel, row.to_address),
         OUTBOX_STATUS_LABELS.get(row.status, row.status),
         rule_label(row.rule) if row.rule else '',
         row.reason or '',

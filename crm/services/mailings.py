@@ -36,6 +36,7 @@ from crm.domain.messages import (
 from crm.domain.notifications import MailingProgress
 from crm.services import audit
 from crm.services.compliance import ComplianceService
+from crm.services.field_visibility import FieldVisibilityService
 from crm.services.mailing_law import LawCheck, SegmentPreview, preview_segment
 from crm.services.mailing_views import (
     CSV_HEADER,
@@ -76,8 +77,10 @@ class MailingService:
         notifier: Notifier | None = None,
         clock: Clock = system_clock,
         ttl: timedelta = timedelta(hours=72),
+        visibility: FieldVisibilityService | None = None,
     ) -> None:
         self._sessions = sessions
+        self._visibility = visibility or FieldVisibilityService(sessions, clock=clock)  # the CSV's addresses
         self._compliance = compliance
         self._creditor = creditor
         self._notifier = notifier
@@ -254,9 +257,10 @@ class MailingService:
         out.write('\ufeff')
         writer = csv.writer(out, delimiter=';', lineterminator='\r\n')
         writer.writerow(CSV_HEADER)
+        seen = self._visibility.view_for(actor.role)
         with self._sessions.begin() as session:
             for row in session.execute(csv_query(mailing_id)).yield_per(2000):
-                writer.writerow(csv_line(row))
+                writer.writerow(csv_line(row, seen))
             audit.record(session, 'mailing.export', user_id=actor.id, mailing_id=view.id)
         return out.getvalue().encode('utf-8')
 

@@ -16,11 +16,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm.db.models import OperatorStateRow, User
+from crm.db.models import OperatorStateRow, User, UserGroup
 from crm.domain import Role
 from crm.domain.actor import Actor
 from crm.domain.clock import Clock, system_clock
-from crm.domain.errors import NotFound, ServiceError
+from crm.domain.errors import AccessDenied, NotFound, ServiceError
 from crm.domain.operator_states import (
     FORCED,
     STATE_COLORS,
@@ -124,8 +124,11 @@ class OperatorStateService:
     def _forced(self, actor: Actor, user_id: int, event: OperatorEvent, reason: str | None) -> OperatorStatus:
         actor.require(Role.SUPERVISOR, Role.ADMIN)
         with self._sessions.begin() as session:
-            if session.get(User, user_id) is None:
+            operator = session.get(User, user_id)
+            if operator is None:
                 raise NotFound('Сотрудник не найден')
+            if actor.role == Role.SUPERVISOR and not _leads(session, actor.id, operator.group_id):
+                raise AccessDenied('Руководитель группы управляет только операторами своей группы')
             moved = move(
                 session, [Move(user_id, event, reason=reason, by_user_id=actor.id)], forced_by=actor.full_name
             )
@@ -135,6 +138,14 @@ class OperatorStateService:
             )
         self._notifier.publish(moved.notifications)
         return OperatorStatus(user_id, status.state, status.reason, status.since, status.call_id)
+
+
+def _leads(session: Session, supervisor_id: int, group_id: int | None) -> bool:
+    """Whether the supervisor leads the group (an operator without a group is nobody's to order)."""
+    if group_id is None:
+        return False
+    led = session.scalar(select(UserGroup.supervisor_id).where(UserGroup.id == group_id))
+    return led == supervisor_id
 
 
 class OperatorStateWorker(PeriodicWorker):

@@ -27,9 +27,9 @@ class BorrowerRow:
     id: int
     pin: str
     full_name: str
-    birth_date: date
+    birth_date: date | None  # None: hidden or masked for the reader's role (crm/services/field_visibility.py)
     city: str
-    phones: tuple[str, ...]
+    phones: tuple[str, ...]  # masked ones as '+7 928 ***-**-77'
     passport: str | None
     total_debt: Decimal
     overdue_amount: Decimal
@@ -41,6 +41,7 @@ class BorrowerRow:
     loans: tuple[LoanBrief, ...] = ()  # newest first
     broken_promise: bool = False  # the flag «Нарушено обещание» (promises.unanswered_break); the list only
     operator_name: str | None = None  # the assigned operator's full name, as the list shows it
+    birth_year: int | None = None  # what a masked birth date still shows
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,10 @@ class ProductBought:
 
 @dataclass(frozen=True)
 class Phone:
-    number: str
+    number: str  # masked ('+7 928 ***-**-77') when the reader's role sees phones masked
     kind: str
     is_primary: bool
+    id: int = 0  # the phone's row: what the card dials by, so a masked number still dials
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,8 @@ class CommunicationItem:
     callback_at: datetime | None = None
     promise_status: str | None = None  # what became of the promise this contact recorded (PromiseStatus)
     subject: str | None = None  # an e-mail's
+    hidden_at: datetime | None = None  # an administrator hid it from operators (only admins get such items)
+    hidden_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -144,7 +148,7 @@ class BorrowerCard:
     last_name: str
     first_name: str
     middle_name: str | None
-    birth_date: date
+    birth_date: date | None  # None: hidden or masked for the reader's role (birth_year, masked)
     inn: str | None
     snils: str | None
     passport: str | None
@@ -169,6 +173,9 @@ class BorrowerCard:
     communications_total: int
     legal_flags: tuple[LegalFlag, ...] = ()
     broken_promise: BrokenPromise | None = None  # the flag «Нарушено обещание»: the latest such promise
+    birth_year: int | None = None  # what a masked birth date still shows
+    masked: frozenset[str] = frozenset()  # fields shown masked (field_visibility.Field), with «Показать»
+    hidden: frozenset[str] = frozenset()  # fields the reader's role does not see at all
 
     @property
     def full_name(self) -> str:

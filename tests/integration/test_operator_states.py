@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from crm.db.models import AuditEntry, OperatorStateChange, OperatorStateRow
+from crm.db.models import AuditEntry, OperatorStateChange, OperatorStateRow, User, UserGroup
 from crm.domain import Role
 from crm.domain.errors import AccessDenied, ServiceError
 from crm.domain.operator_states import FORCED, TIMED_OUT, OperatorState
@@ -149,7 +149,17 @@ def test_operator_sets_break_and_ready_and_is_refused_what_does_not_fit(states, 
 
 def test_a_supervisor_forces_a_break_and_a_logout_audited(states, bus, sessions, operator) -> None:
     supervisor = to_actor(make_user(sessions, role=Role.SUPERVISOR))
+    stranger = to_actor(make_user(sessions, role=Role.SUPERVISOR))
     states.seen(operator)
+    with pytest.raises(AccessDenied, match='своей группы'):  # not in a group this supervisor leads
+        states.force_break(supervisor, operator.id, 'meeting')
+    with sessions.begin() as session:
+        group = UserGroup(name=f'Группа {operator.id}', supervisor_id=supervisor.id)
+        session.add(group)
+        session.flush()
+        session.get(User, operator.id).group_id = group.id
+    with pytest.raises(AccessDenied):
+        states.force_break(stranger, operator.id, 'meeting')
     forced = states.force_break(supervisor, operator.id, 'meeting')
     assert (forced.state, forced.reason) == (S.BREAK, 'meeting')
     assert bus.ui[-1]['forced_by'] == supervisor.full_name and bus.ui[-1]['reason'] == 'meeting'

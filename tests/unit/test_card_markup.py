@@ -84,7 +84,7 @@ def card(**changes: object) -> v.BorrowerCard:
         last_contact_at=None,
         archived=False,
         operator_name='Кузнецова Анна Павловна',
-        phones=(v.Phone('79280009977', 'mobile', True), v.Phone('79340000000', 'work', False)),
+        phones=(v.Phone('79280009977', 'mobile', True, 11), v.Phone('79340000000', 'work', False, 12)),
         loans=(loan(),),
         applications=(
             v.Application('7441271', 'PDL До зарплаты', Decimal('30000'), 30, NOW, 1200, 'На андеррайтинге'),
@@ -184,8 +184,16 @@ def test_the_local_time_goes_on_in_the_browser_from_the_servers_moment() -> None
     assert "querySelectorAll('[data-local-clock]')" in card_markup.CARD_JS
 
 
-def test_phone_chips_dial_their_own_number() -> None:
+def test_phone_chips_dial_their_own_phone_by_its_row() -> None:
     drawn = card_markup.render(card(), NOW)
     for phone in card().phones:
-        assert f'data-dial="{phone.number}"' in drawn.top
+        assert f'data-dial="{phone.id}"' in drawn.top  # never the number: it may be masked
     assert "emitEvent('crm-dial'" in card_markup.CARD_JS
+
+
+def test_a_hidden_item_is_marked_with_its_reason_escaped() -> None:
+    hidden = communication(1, hidden_at=NOW, hidden_reason=HOSTILE)
+    history = card_markup.history((hidden, communication(2)), 2)
+    assert history.count('data-testid="history-hidden"') == 1
+    assert 'Скрыто от операторов 26.11.2026' in history
+    assert '<script>' not in history and '&lt;script&gt;' in history

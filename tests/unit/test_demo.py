@@ -29,6 +29,7 @@ from crm.db.models import (
     Request,
     RequestEvent,
     User,
+    UserGroup,
 )
 from crm.domain import LOAN_STATUSES, RESULT_CODES, overdue_bucket
 from crm.domain.clock import SettableClock
@@ -106,6 +107,10 @@ def test_users_match_the_spec(demo: Demo) -> None:
         assert operator.extension == f'10{n}'
         assert operator.email == f'operator{n}@lender.example'
     assert users['admin'].extension is None
+    # the supervisor leads the operators' group: «Мониторинг» has someone to show
+    (group_id,) = {users[f'operator{n}'].group_id for n in range(1, 6)}
+    with demo.sessions() as session:
+        assert session.get(UserGroup, group_id).supervisor_id == users['supervisor'].id
     assert all(user.active and re.search('[А-Яа-яЁё]', user.full_name) for user in demo.users)
     assert verify_password('admin', users['admin'].password_hash)
     assert verify_password('supervisor', users['supervisor'].password_hash)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 from html import escape
 from typing import Any, Protocol
 
@@ -12,6 +13,7 @@ from crm.bootstrap import Services
 from crm.domain import formatting as fmt
 from crm.domain.actor import Actor
 from crm.domain.contact_rules import Verdict
+from crm.domain.field_visibility import mask_phone
 from crm.domain.identifiers import format_phone
 from crm.domain.links import web_url
 from crm.domain.telephony import CallState
@@ -19,7 +21,7 @@ from crm.pages.components.dates import BadDate, DateInput, MomentInput
 from crm.pages.components.message_dialogs import MessageButtons
 from crm.pages.off_loop import service
 from crm.services.call_views import CallResult, CallView, OtherBorrower, ResultOption
-from crm.services.views import BorrowerCard
+from crm.services.views import BorrowerCard, Phone
 
 
 class CallHost(Protocol):
@@ -35,6 +37,8 @@ class CallHost(Protocol):
     async def act(self, action: Any, *args: Any, **kwargs: Any) -> CallView | None: ...
 
     async def link_and_show(self, borrower_id: int) -> None: ...
+
+    async def dial_phone(self, phone: Phone) -> None: ...
 
 
 STATE_STYLES: dict[str, tuple[str, str]] = {
@@ -103,7 +107,8 @@ class CallPanel:
             self._style = style
             self.box.classes(replace=f'w-full border-l-4 {style}')
         set_prop(self.icon, 'name', icon)
-        self.status.set_content(_status(call, ws.services.clock()))
+        masked = ws.card is not None and 'phones' in ws.card.masked  # «Видимость полей»: phones masked
+        self.status.set_content(_status(call, ws.services.clock(), masked=masked))
         self._buttons()
         reason = None
         if card is not None and ws.verdict is not None and not ws.verdict.allowed:
@@ -198,8 +203,9 @@ def set_prop(element: ui.element, name: str, value: str | None) -> None:
         element.props[name] = value
 
 
-def _status(call: CallView | None, now: datetime) -> str:
-    """The call's state, number, caller and timer as markup (every datum escaped)."""
+def _status(call: CallView | None, now: datetime, *, masked: bool = False) -> str:
+    """The call's state, number (masked when the card shows phones masked), caller and timer as markup
+    (every datum escaped)."""
     if call is None:
         return '<div class="font-medium">Нет активного звонка</div>'
     title = call.state_label
@@ -208,9 +214,10 @@ def _status(call: CallView | None, now: datetime) -> str:
     if call.state == CallState.TRANSFERRED and call.transferred_to:
         title += f' на {call.transferred_to}'
     who = call.borrower_name or 'Неизвестный номер'
+    shown_number = mask_phone(call.number) if masked and call.borrower_id else format_phone(call.number)
     lines = [
         f'<div class="text-base font-semibold" data-testid="call-state">{escape(title)}</div>',
-        f'<div class="text-sm">{escape(format_phone(call.number))} · {escape(who)}</div>',
+        f'<div class="text-sm">{escape(shown_number)} · {escape(who)}</div>',
     ]
     if call.live:
         # the browser counts the seconds (CALL_TIMER_JS): a server push per second per tab would not scale
@@ -243,7 +250,16 @@ async def new_call(ws: CallHost) -> None:
     if card is None or not card.phones:
         return
     primary = next((p for p in card.phones if p.is_primary), card.phones[0])
-    await ws.act(ws.services.calls.dial, primary.number, borrower_id=card.id)
+    await ws.dial_phone(primary)  # by its row: the number may be masked on the card
+
+
+async def _pick(ws: CallHost, dialog: ui.dialog, number: ui.input, phone: Phone) -> None:
+    """A phone of the card in «Набрать номер»: into the field, or, masked, dialled at once by its row."""
+    if ws.card is not None and 'phones' in ws.card.masked:
+        dialog.close()
+        await ws.dial_phone(phone)
+    else:
+        number.set_value(phone.number)
 
 
 async def dial_dialog(ws: CallHost) -> None:
@@ -255,9 +271,8 @@ async def dial_dialog(ws: CallHost) -> None:
         if card is not None and card.phones:
             with ui.row().classes('gap-1'):
                 for phone in card.phones:
-                    ui.chip(
-                        format_phone(phone.number), on_click=lambda p=phone: number.set_value(p.number)
-                    ).props('clickable outline')
+                    pick = partial(_pick, ws, dialog, number, phone)
+                    ui.chip(format_phone(phone.number), on_click=pick).props('clickable outline')
 
         async def call() -> None:
             view = await ws.act(

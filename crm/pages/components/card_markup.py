@@ -22,6 +22,7 @@ from markupsafe import Markup
 from crm.domain import CHANNEL_LABELS, INBOUND_EMAIL_LABEL, overdue_bucket, status_label
 from crm.domain import formatting as fmt
 from crm.domain.contact_rules import LEGAL_FLAG_LABELS
+from crm.domain.field_visibility import mask_birth_date
 from crm.domain.identifiers import format_passport, format_phone, format_snils
 from crm.domain.links import web_url
 from crm.domain.messages import OUTBOX_STATUS_LABELS
@@ -126,7 +127,8 @@ def history(items: tuple[v.CommunicationItem, ...], total: int) -> str:
 
 # The borrower's local time goes on in the browser: the server says what it was and when (its clock, which
 # may differ from the browser's, e.g. under CRM_CLOCK_START); the browser adds what passed since it heard it.
-# A phone chip dials: a click sends the number to the tab's workspace (ui.on('crm-dial')).
+# A phone chip dials: a click sends the phone's row id (never the number: it may be masked) to the tab's
+# workspace (ui.on('crm-dial')); «Показать» asks the workspace to reveal a masked field (ui.on('crm-reveal')).
 CARD_JS = """
 <script>
 setInterval(() => {
@@ -138,6 +140,12 @@ setInterval(() => {
   }
 }, 10000);
 document.addEventListener('click', (event) => {
+  const reveal = event.target.closest('[data-reveal]');
+  if (reveal) {
+    event.stopPropagation();
+    emitEvent('crm-reveal', {field: reveal.dataset.reveal, phone: reveal.dataset.phone || null});
+    return;
+  }
   const chip = event.target.closest('[data-dial]');
   if (chip) emitEvent('crm-dial', chip.dataset.dial);
 });
@@ -156,22 +164,42 @@ def local_clock(timezone: str, now: datetime) -> Markup | str:
     )
 
 
+def reveal_slot(borrower_id: int, field: str, phone_id: int | None = None) -> str:
+    """The id of the element a revealed value replaces (a masked field, or one masked phone's label)."""
+    return f'crm-reveal-{borrower_id}-{field}' + (f'-{phone_id}' if phone_id is not None else '')
+
+
+def _personal(card: v.BorrowerCard, now: datetime) -> list[tuple[str, Any, str | None]]:
+    """(label, value, the field a «Показать» reveals): hidden fields left out, masked ones named."""
+    if card.birth_date is not None:
+        born: str | None = fmt.day(card.birth_date)
+    else:
+        born = mask_birth_date(card.birth_year) if card.birth_year is not None else None
+    masked = card.masked
+    rows: list[tuple[str, Any, str]] = [
+        ('Дата рождения', born, 'birth_date'),
+        ('ИНН', card.inn, 'inn'),
+        ('СНИЛС', format_snils(card.snils) if card.snils and 'snils' not in masked else card.snils, 'snils'),
+        ('Паспорт', format_passport(card.passport) if card.passport else None, 'passport'),
+        ('Кем выдан', card.passport_issued, 'passport_issued'),
+        ('E-mail', card.email, 'email'),
+        ('Адрес', card.address, 'address'),
+        ('Город', card.city, ''),
+        ('Местное время', local_clock(card.timezone, now), ''),
+        ('Место работы', card.employer, 'employer'),
+        ('Долг в месяц', fmt.money(card.monthly_payment), ''),
+        ('Последний контакт', fmt.moment(card.last_contact_at), ''),
+    ]
+    return [
+        (label, value, field if field in card.masked and value else None)
+        for label, value, field in rows
+        if field not in card.hidden
+    ]
+
+
 def _top(card: v.BorrowerCard, now: datetime) -> dict[str, Any]:
     loan = card.current_loan
-    personal = [
-        ('Дата рождения', fmt.day(card.birth_date)),
-        ('ИНН', card.inn),
-        ('СНИЛС', format_snils(card.snils) if card.snils else None),
-        ('Паспорт', format_passport(card.passport) if card.passport else None),
-        ('Кем выдан', card.passport_issued),
-        ('E-mail', card.email),
-        ('Адрес', card.address),
-        ('Город', card.city),
-        ('Местное время', local_clock(card.timezone, now)),
-        ('Место работы', card.employer),
-        ('Долг в месяц', fmt.money(card.monthly_payment)),
-        ('Последний контакт', fmt.moment(card.last_contact_at)),
-    ]
+    personal = _personal(card, now)
     terms = []
     if loan is not None:
         terms = [
@@ -191,6 +219,8 @@ def _top(card: v.BorrowerCard, now: datetime) -> dict[str, Any]:
         'legal_flags': [LEGAL_FLAG_LABELS[flag] for flag in card.legal_flags],
         'broken_promise': _broken(card.broken_promise),
         'phone_kinds': PHONE_KINDS,
+        'phones_masked': 'phones' in card.masked,
+        'slot': reveal_slot,
         'active_loans': sum(1 for x in card.loans if x.state == 'active'),
     }
 
@@ -271,6 +301,7 @@ class _Entry:
     comment: str | None
     body: str | None
     recording: str | None
+    hidden: str | None = None  # «Скрыто от операторов …»: only administrators get hidden items
 
 
 def _entry(item: v.CommunicationItem) -> _Entry:
@@ -303,4 +334,9 @@ def _entry(item: v.CommunicationItem) -> _Entry:
         comment=item.comment,
         body=item.body,
         recording=web_url(item.recording_url),
+        hidden=(
+            f'Скрыто от операторов {fmt.moment(item.hidden_at)}: {item.hidden_reason or ""}'
+            if item.hidden_at is not None
+            else None
+        ),
     )

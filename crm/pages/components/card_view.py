@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from nicegui import ui
 
 from crm.domain.contact_rules import LEGAL_FLAG_LABELS, LegalFlag
-from crm.domain.formatting import day
+from crm.domain.field_visibility import birth_date_shown
 from crm.domain.identifiers import digits, format_phone
 from crm.pages.components.card_markup import CardMarkup
 from crm.services import views as v
@@ -99,7 +99,8 @@ def unknown_caller(number: str, search: SearchFn, on_pick: Callable[[int], Await
                         ui.button(row.full_name, on_click=lambda r=row: on_pick(r.id)).props(
                             'flat dense no-caps'
                         )
-                        ui.label(f'PIN: {row.pin} · {row.city} · {day(row.birth_date)}').classes('text-sm')
+                        born = birth_date_shown(row.birth_date, row.birth_year)
+                        ui.label(f'PIN: {row.pin} · {row.city} · {born}').classes('text-sm')
 
     with ui.card().classes('w-full'):
         with ui.row().classes('items-center gap-3'):

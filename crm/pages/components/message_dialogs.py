@@ -56,7 +56,7 @@ class MessageButtons:
         if card is None:
             return
         mobile = any(phone.kind == 'mobile' for phone in card.phones)
-        email = valid_email(card.email)
+        email = valid_email(card.email) or ('email' in card.masked and card.email is not None)  # shown masked
         self.sms.refuse(None if mobile else NO_MOBILE)
         self.email.refuse(None if email else NO_EMAIL)
         self.password.refuse(None if mobile or email else f'{NO_MOBILE} и e-mail')

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -33,6 +34,7 @@ from crm.pages.components import (
     chat_panel,
     contact_record,
     operator_state,
+    privacy_actions,
     product_panel,
     promise_panel,
     request_badge,
@@ -43,7 +45,7 @@ from crm.pages.off_loop import attempt, service
 from crm.pages.session import session_token
 from crm.services.call_views import CallView, ResultOption
 from crm.services.sessions import HEARTBEAT_S
-from crm.services.views import BorrowerCard, SearchResult
+from crm.services.views import BorrowerCard, Phone, SearchResult
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,7 @@ class Workspace:
         client = ui.context.client
         self.hub.register(client, self.actor.extension, self.on_notification, self.prepare)
         ui.on('crm-dial', self._dial_from_card)  # a phone chip on the card (card_markup.CARD_JS)
+        ui.on('crm-reveal', self._reveal)  # «Показать» on a masked field of the card
         await self.chats.start()
         await self.requests.start()
         await self.operator_state.start()
@@ -226,12 +229,18 @@ class Workspace:
             add_record = partial(
                 contact_record.add_button, self.services, self.actor, card.id, lambda: self.result_options
             )
-            self._history = card_view.show(card, drawn.markup, save_flags, add_record)
+            admin = partial(privacy_actions.buttons, self.services, self.actor, card, self._card_again)
+            self._history = card_view.show(card, drawn.markup, save_flags, lambda: (add_record(), admin()))
             self._promises = promise_panel.PromisePanel(self.services, self.actor, card.id)  # read later
             self.chats.show_for(card.id)
             bureau_panel.BureauPanel(self.services, self.actor, card.id)  # reads the kept report later
             self._products = product_panel.ProductPanel(self.services, self.actor, card.id)  # offers, later
         ui.navigate.history.replace(f'/borrower/{card.id}')
+
+    async def _card_again(self) -> None:
+        """The card drawn again after an administrator hid a record or erased the data."""
+        if self.card is not None:
+            await self.show_card(self.card.id)
 
     async def save_flags(self, flags: list[LegalFlag]) -> None:
         if self.card is None:
@@ -290,11 +299,46 @@ class Workspace:
         return view
 
     async def _dial_from_card(self, event: GenericEventArguments) -> None:
-        """A click on one of the card's phones: call it for this borrower (the law decides, as ever)."""
-        number = event.args if isinstance(event.args, str) else ''
-        if self.card is None or number not in {phone.number for phone in self.card.phones}:
-            return  # only the shown borrower's own numbers
-        await self.act(self.services.calls.dial, number, borrower_id=self.card.id)
+        """A click on one of the card's phones (by its row id): call it for this borrower (the law decides,
+        as ever)."""
+        wanted = str(event.args)
+        phone = next((p for p in self.card.phones if str(p.id) == wanted), None) if self.card else None
+        if phone is not None:  # only the shown borrower's own phones
+            await self.dial_phone(phone)
+
+    async def dial_phone(self, phone: Phone) -> None:
+        """Dial one of the card's phones. A masked one is dialled by its row: the number is looked up on
+        the server and goes to the call service, never to the browser."""
+        card = self.card
+        if card is None:
+            return
+        number = phone.number
+        if 'phones' in card.masked:
+            found = await attempt(self.services.field_visibility.dial_number, self.actor, card.id, phone.id)
+            if found is None:
+                return
+            number = found
+        await self.act(self.services.calls.dial, number, borrower_id=card.id)
+
+    async def _reveal(self, event: GenericEventArguments) -> None:
+        """«Показать»: the clear value of a masked field (audited as field.reveal), in place of the mask."""
+        args = event.args if isinstance(event.args, dict) else {}
+        card, field = self.card, str(args.get('field') or '')
+        if card is None or field not in card.masked:
+            return
+        phone = args.get('phone')
+        phone_id = int(phone) if isinstance(phone, str | int) and str(phone).isdigit() else None
+        value = await attempt(
+            self.services.field_visibility.reveal, self.actor, card.id, field, phone_id=phone_id
+        )
+        if value is None:
+            return
+        slot = card_markup.reveal_slot(card.id, field, phone_id)
+        ui.run_javascript(
+            f'(() => {{ const el = document.getElementById({json.dumps(slot)}); if (!el) return;'
+            f' el.textContent = {json.dumps(value)};'
+            ' const b = el.parentElement.querySelector("[data-reveal]"); if (b) b.remove(); })()'
+        )
 
     async def link_and_show(self, borrower_id: int) -> None:
         if self.call is not None:

@@ -1,0 +1,109 @@
+"""«Видимость полей» in NiceGUI's user simulation: an admin changes a cell and it holds at once; on the
+card a masked value shows masked, «Показать» reveals it (audited), and a masked phone still dials."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from nicegui import helpers
+from nicegui.testing import User
+from sqlalchemy import select
+
+from crm.db.models import AuditEntry, Call
+from crm.domain import Role
+from crm.domain.field_visibility import ROLES, Field, Mode, Policy
+from crm.domain.identifiers import format_passport, format_phone
+from crm.services.auth import to_actor
+from crm.services.field_visibility import FieldVisibilityService
+from tests.factories import make_borrower, make_user, unique_phone
+from tests.ui.conftest import WAIT, log_in, until
+
+DEFAULTS = {(role, field.value): Policy().mode(role, field) for role in ROLES for field in Field}
+
+
+@pytest.fixture
+def matrix(sessions) -> Iterator[tuple[FieldVisibilityService, object]]:
+    """A matrix service on the test database (another "process" than the app's); defaults put back."""
+    admin = to_actor(make_user(sessions, role=Role.ADMIN))
+    service = FieldVisibilityService(sessions)
+    yield service, admin
+    service.save(admin, DEFAULTS)
+
+
+def emit(user: User, event: str, args: object) -> None:
+    """What the card's script sends (card_markup.CARD_JS): a page-level event with its arguments."""
+    client = user.client
+    layout = client.layout
+    wanted = helpers.event_type_to_camel_case(event)
+    (listener_id,) = [key for key, listener in layout._event_listeners.items() if listener.type == wanted]
+    client.handle_event({'id': layout.id, 'listener_id': listener_id, 'args': [json.dumps(args)]})
+
+
+def audited(sessions, user_id: int, action: str) -> list[str | None]:
+    with sessions() as session:
+        return list(
+            session.scalars(
+                select(AuditEntry.details).where(AuditEntry.user_id == user_id, AuditEntry.action == action)
+            )
+        )
+
+
+async def test_admin_saves_the_matrix_and_it_holds_at_once(user: User, sessions, matrix) -> None:
+    service, _ = matrix
+    await log_in(user, 'admin', 'admin', path='/admin/fields')
+    await user.should_see('Видимость полей', retries=WAIT)
+    await user.should_see('HTTP API', retries=WAIT)
+    (cell,) = user.find(marker='cell-supervisor-email').elements
+    assert cell.value == 'visible'
+    cell.set_value('hidden')
+    user.find(marker='fields-save').click()
+    await user.should_see('Видимость полей сохранена', retries=WAIT)
+    assert service.matrix(matrix[1]).mode('supervisor', Field.EMAIL) is Mode.HIDDEN
+    (entry,) = [
+        d
+        for d in audited(sessions, _admin_id(sessions), 'field.visibility')
+        if 'supervisor.email' in (d or '')
+    ]
+    assert json.loads(entry or '{}')['changes']['supervisor.email'] == 'visible→hidden'
+
+
+def _admin_id(sessions) -> int:
+    from crm.db.models import User as UserRow
+
+    with sessions() as session:
+        return session.scalar(select(UserRow.id).where(UserRow.login == 'admin'))
+
+
+async def test_show_reveals_a_masked_value_on_the_card_and_a_masked_phone_dials(
+    user: User, sessions, matrix
+) -> None:
+    service, admin = matrix
+    service.save(admin, {('operator', 'phones'): Mode.MASKED})
+    operator = make_user(sessions, role=Role.OPERATOR)
+    phone = unique_phone()
+    borrower = make_borrower(sessions, phones=(phone,), operator_id=operator.id)
+    await log_in(user, operator.login, 'secret', path=f'/borrower/{borrower.id}')
+    await user.should_see(f'PIN: {borrower.pin}', retries=WAIT)
+    masked = f'{borrower.passport[:2]} ** ***{borrower.passport[-3:]}'
+    await user.should_see(masked, retries=WAIT)
+    await user.should_see(f'+7 999 ***-**-{phone[-2:]}', retries=WAIT)
+    await user.should_not_see(format_passport(borrower.passport))
+
+    emit(user, 'crm-reveal', {'field': 'passport', 'phone': None})  # «Показать»
+    await until(lambda: audited(sessions, operator.id, 'field.reveal') != [])
+    assert [json.loads(d or '{}') for d in audited(sessions, operator.id, 'field.reveal')] == [
+        {'field': 'passport'}
+    ]
+
+    emit(user, 'crm-dial', str(borrower.phones[0].id))  # the chip of the masked phone
+    await user.should_see('Набор номера', retries=WAIT)
+    await user.should_not_see(format_phone(phone))  # the call panel shows it masked as well
+
+    def dialled() -> list[str]:
+        with sessions() as session:
+            return list(session.scalars(select(Call.number).where(Call.borrower_id == borrower.id)))
+
+    await until(lambda: dialled() != [])
+    assert dialled() == [phone]  # the real number, looked up on the server
