@@ -27,19 +27,19 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.harness
 
 from crm.db.engine import make_engine, make_sessions
-from crm.db.migrate import create_database_if_missing, head_revision, upgrade
+from crm.db.migrate import head_revision
 from crm.domain import Role
 from crm.domain.actor import Actor
 from crm.domain.origin import acting_from
 from crm.services import audit
 from crm.services.audit_views import AuditFilters, AuditViews
-from tests.harness import machine, reset_postgres_schema
+from tests.harness import load_once, machine
 
 log = logging.getLogger('bench.audit')
 
@@ -119,48 +119,17 @@ def wanted_marker(settings: Settings) -> dict[str, str]:
     }
 
 
-def read_marker(engine: Engine) -> dict[str, str]:
-    if not inspect(engine).has_table('bench_audit_meta'):
-        return {}
-    with engine.connect() as connection:
-        return {
-            key: value for key, value in connection.execute(text('SELECT key, value FROM bench_audit_meta'))
-        }
-
-
-def write_marker(connection: Connection, values: dict[str, str]) -> None:
-    connection.execute(text('CREATE TABLE IF NOT EXISTS bench_audit_meta (key TEXT PRIMARY KEY, value TEXT)'))
-    connection.execute(text('DELETE FROM bench_audit_meta'))
-    rows = [{'key': key, 'value': value} for key, value in values.items()]
-    connection.execute(text('INSERT INTO bench_audit_meta (key, value) VALUES (:key, :value)'), rows)
-
-
 def prepare(settings: Settings) -> tuple[float | None, bool]:
     """Make the database hold the wanted rows; return (load seconds, whether they were reused)."""
-    create_database_if_missing(settings.url)
-    engine = make_engine(settings.url)
-    try:
-        marker = read_marker(engine)
-    finally:
-        engine.dispose()
-    wanted = wanted_marker(settings)
-    if not settings.reload and all(marker.get(k) == v for k, v in wanted.items()):
-        log.info('reusing the loaded database (%s entries)', settings.entries)
-        return (float(marker['load_s']) if marker.get('load_s') else None), True
-    log.info('wiping the bench database')
-    reset_postgres_schema(settings.url)
-    upgrade(settings.url)
-    engine = make_engine(settings.url)
-    try:
-        started = time.perf_counter()
-        load(engine, settings)
-        seconds = time.perf_counter() - started
-        with engine.begin() as connection:
-            write_marker(connection, wanted | {'load_s': f'{seconds:.1f}'})
-        log.info('loaded in %.1f s', seconds)
-        return seconds, False
-    finally:
-        engine.dispose()
+    load_s, reused = load_once(
+        settings.url,
+        name='audit',
+        wanted=wanted_marker(settings),
+        reload=settings.reload,
+        load=lambda engine: load(engine, settings),
+    )
+    log.info('%s the database (%s entries)', 'reusing' if reused else 'loaded', settings.entries)
+    return load_s, reused
 
 
 HASH = """CREATE FUNCTION pg_temp.h(g bigint, salt int, n int) RETURNS int LANGUAGE sql IMMUTABLE

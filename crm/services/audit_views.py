@@ -28,6 +28,7 @@ from crm.domain.audit_actions import action_label, actions_of, details_text
 from crm.domain.errors import NotFound
 from crm.domain.formatting import OFFICE_TZ
 from crm.services import audit
+from crm.services.listing import CappedTotal, CsvExport
 
 COUNT_CAP = 10_000
 CSV_LIMIT = 100_000
@@ -72,27 +73,12 @@ class AuditLine:
 
 
 @dataclass(frozen=True)
-class AuditPage:
+class AuditPage(CappedTotal):
     rows: tuple[AuditLine, ...]
     total: int  # at most cap + 1
     cap: int
     page: int
     per_page: int
-
-    @property
-    def total_capped(self) -> bool:
-        return self.total > self.cap
-
-    @property
-    def total_label(self) -> str:
-        return f'более {self.cap:,}'.replace(',', ' ') if self.total_capped else str(self.total)
-
-
-@dataclass(frozen=True)
-class AuditExport:
-    data: bytes
-    rows: int
-    cut: bool  # more matched than CSV_LIMIT: the file's last line says so
 
 
 @dataclass(frozen=True)
@@ -123,7 +109,7 @@ class AuditViews:
             rows=tuple(rows), total=min(total, COUNT_CAP + 1), cap=COUNT_CAP, page=page, per_page=per_page
         )
 
-    def csv(self, actor: Actor, filters: AuditFilters | None = None) -> AuditExport:
+    def csv(self, actor: Actor, filters: AuditFilters | None = None) -> CsvExport:
         """The filtered log newest first, UTF-8 with a BOM and ``;``, read CSV_CHUNK rows at a time; at
         most CSV_LIMIT rows and a last line that says so if cut. The export is itself audited."""
         actor.require(Role.ADMIN)
@@ -145,7 +131,7 @@ class AuditViews:
             )
         if cut:
             writer.writerow([f'Выгружены первые {CSV_LIMIT:,} строк: уточните фильтры'.replace(',', ' ')])
-        return AuditExport(data=out.getvalue().encode('utf-8'), rows=rows, cut=cut)
+        return CsvExport(data=out.getvalue().encode('utf-8'), rows=rows, cut=cut, limit=CSV_LIMIT)
 
     def users(self, actor: Actor) -> tuple[UserChoice, ...]:
         """Everyone who may appear in the log, by full name (the filter's choices)."""

@@ -58,6 +58,7 @@ from crm.domain.requests import (
     working_days_between,
 )
 from crm.services import audit
+from crm.services.listing import CappedTotal, CsvExport
 
 COUNT_CAP = 10_000
 # A text search is counted to a thousand: a common word's bitmap over a million rows costs more than the
@@ -147,37 +148,12 @@ class RequestRow:
 
 
 @dataclass(frozen=True)
-class RequestPage:
+class RequestPage(CappedTotal):
     rows: tuple[RequestRow, ...]
     total: int  # at most cap + 1
     cap: int  # how far it was counted
     page: int
     per_page: int
-
-    @property
-    def total_capped(self) -> bool:
-        """More than ``cap`` match: the pager shows ``cap`` + 1 rows' worth of pages."""
-        return self.total > self.cap
-
-    @property
-    def total_label(self) -> str:
-        return f'более {self.cap:,}'.replace(',', ' ') if self.total_capped else str(self.total)
-
-
-@dataclass(frozen=True)
-class CsvExport:
-    data: bytes
-    rows: int
-    cut: bool  # more matched than CSV_LIMIT: the file says so in its last line
-
-    @property
-    def note(self) -> str | None:
-        limit = f'{CSV_LIMIT:,}'.replace(',', ' ')
-        return (
-            f'Выгружены первые {limit} строк: уточните фильтры, чтобы получить остальные'
-            if self.cut
-            else None
-        )
 
 
 @dataclass(frozen=True)
@@ -244,7 +220,9 @@ class RequestViews:
         with self._sessions.begin() as session:
             where = self._conditions(session, actor, filters, deadlines.today)
             ids = list(session.scalars(_page_ids(session, where, sort, descending, 0, CSV_LIMIT + 1)))
-            export = CsvExport(data=b'', rows=min(len(ids), CSV_LIMIT), cut=len(ids) > CSV_LIMIT)
+            export = CsvExport(
+                data=b'', rows=min(len(ids), CSV_LIMIT), cut=len(ids) > CSV_LIMIT, limit=CSV_LIMIT
+            )
             for start in range(0, export.rows, CSV_CHUNK):
                 chunk = ids[start : min(start + CSV_CHUNK, export.rows)]
                 writer.writerows(_csv_line(row) for row in _rows(session, chunk, deadlines))
