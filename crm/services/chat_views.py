@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from crm.db.models import Borrower, Chat, Communication, User
@@ -177,8 +177,13 @@ def changes(session: Session, chats: Iterable[ChatRow], event: str) -> list[Chat
     ]
 
 
-def lines_of(session: Session, condition: ColumnElement[bool], limit: int = LINES) -> tuple[ChatLine, ...]:
-    """The newest chat messages matching ``condition``, oldest first."""
+def lines_of(
+    session: Session, condition: ColumnElement[bool], limit: int = LINES, *, with_hidden: bool = False
+) -> tuple[ChatLine, ...]:
+    """The newest chat messages matching ``condition``, oldest first; a message an administrator hid
+    only for an administrator (``with_hidden``)."""
+    if not with_hidden:
+        condition = and_(condition, Communication.hidden_at.is_(None))
     rows = session.execute(
         select(
             Communication.id,

@@ -32,6 +32,7 @@ from crm.db.bulk import insert_many
 from crm.db.models import Borrower, Chat, Communication
 from crm.db.types import UtcDateTime
 from crm.db.upsert import insert_ignoring_conflicts
+from crm.domain import Role
 from crm.domain.actor import Actor
 from crm.domain.clock import Clock, system_clock
 from crm.domain.contact_rules import CallLimits
@@ -227,7 +228,9 @@ class ChatService:
                 return None
             rows = chat_rows(session, chat_ids)
             read = self._read(session, actor, rows.values())
-            lines = lines_of(session, Communication.borrower_id == borrower_id)
+            lines = lines_of(
+                session, Communication.borrower_id == borrower_id, with_hidden=actor.role == Role.ADMIN
+            )
             notes = changes(session, read, 'read')
             newest = rows[_last_written(session, borrower_id) or chat_ids[0]]
         read_ids = {r.chat_id for r in read}
@@ -242,7 +245,7 @@ class ChatService:
             if row is None:
                 raise NotFound('Чат не найден')
             read = self._read(session, actor, [row])
-            lines = lines_of(session, Communication.chat_id == chat_id)
+            lines = lines_of(session, Communication.chat_id == chat_id, with_hidden=actor.role == Role.ADMIN)
             audit.record(session, 'chat.view', user_id=actor.id, borrower_id=row.borrower_id, chat_id=chat_id)
             notes = changes(session, read, 'read')
         self._notifier.publish(notes)

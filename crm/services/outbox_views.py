@@ -153,7 +153,7 @@ class OutboxService:
         filters = filters or OutboxFilters()
         per_page = min(max(per_page, 1), MAX_PER_PAGE)
         page = min(max(page, 1), MAX_PAGE)  # an offset the databases can hold, whatever a client asks
-        scope = _conditions(filters)
+        scope = _conditions(filters) + _not_hidden(actor)
         conditions = scope + ([OutboxMessage.status == filters.status] if filters.status else [])
         with self._sessions() as session:
             grouped = select(OutboxMessage.status, func.count()).where(*scope).group_by(OutboxMessage.status)
@@ -173,7 +173,9 @@ class OutboxService:
         """One message with its every attempt (the view is audited: the text is about a borrower)."""
         actor.require(Role.ADMIN, Role.SUPERVISOR)
         with self._sessions.begin() as session:
-            found = session.execute(_rows_query().where(OutboxMessage.id == message_id)).first()
+            found = session.execute(
+                _rows_query().where(OutboxMessage.id == message_id, *_not_hidden(actor))
+            ).first()
             if found is None:
                 raise NotFound('Сообщение не найдено')
             message, last, first = found
@@ -263,6 +265,16 @@ def _conditions(filters: OutboxFilters) -> list[ColumnElement[bool]]:
     if filters.created_to:
         conditions.append(OutboxMessage.created_at < _office_midnight(filters.created_to + timedelta(days=1)))
     return conditions
+
+
+def _not_hidden(actor: Actor) -> list[ColumnElement[bool]]:
+    """A message whose communication an administrator hid is for administrators only."""
+    if actor.role == Role.ADMIN:
+        return []
+    hidden = select(_communications.c.id).where(
+        _communications.c.id == OutboxMessage.communication_id, _communications.c.hidden_at.is_not(None)
+    )
+    return [~hidden.exists()]
 
 
 def _office_midnight(day: date) -> datetime:

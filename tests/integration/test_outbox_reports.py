@@ -23,7 +23,7 @@ from crm.bootstrap import System
 from crm.config import Settings
 from crm.db.models import Communication, InboundEvent, OutboxMessage
 from crm.domain import Role
-from crm.domain.errors import AccessDenied, ServiceError
+from crm.domain.errors import AccessDenied, NotFound, ServiceError
 from crm.domain.messages import MessageChannel, Purpose
 from crm.integrations.bus import Delivery, RecordingBus
 from crm.integrations.sms import SmsMessage
@@ -269,6 +269,22 @@ def test_the_outbox_list_filters_counts_and_masks(system, sessions, clock, gatew
     detail = service.attempts(admin, first)
     assert [a.outcome_label for a in detail.attempts] == ['Отказ']
     assert mask_recipient('ivanov.petr@example.ru') == 'iv***@example.ru'
+
+
+def test_a_message_whose_communication_was_hidden_is_for_administrators_only(system, sessions, clock) -> None:
+    admin = to_actor(make_user(sessions, role=Role.ADMIN))
+    supervisor = to_actor(make_user(sessions, role=Role.SUPERVISOR))
+    borrower = make_borrower(sessions)
+    message_id = queue_one(sessions, clock, borrower.id)
+    with sessions() as session:
+        communication_id = session.get(OutboxMessage, message_id).communication_id
+    system.services.hiding.hide(admin, communication_id, 'Текст о третьих лицах')
+    service = system.services.outbox
+    assert message_id in {row.id for row in service.list(admin, per_page=200).items}
+    assert message_id not in {row.id for row in service.list(supervisor, per_page=200).items}
+    with pytest.raises(NotFound):
+        service.attempts(supervisor, message_id)
+    assert service.attempts(admin, message_id).row.id == message_id
 
 
 def test_a_report_over_the_http_api_once_and_a_bad_one_refused_by_field(system, sessions, clock) -> None:

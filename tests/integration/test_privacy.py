@@ -13,6 +13,7 @@ from crm.db.models import (
     AuditEntry,
     Borrower,
     BorrowerPhone,
+    Chat,
     Communication,
     ErasureAct,
     Loan,
@@ -87,6 +88,33 @@ def test_a_hidden_record_is_left_out_for_operators_and_shown_marked_to_admins(
     services.hiding.show(admin, hidden)
     assert {c.id for c in services.borrowers.card(operator, borrower.id).communications} == {kept, hidden}
     assert len(audited(sessions, 'communication.show', borrower.id)) == 1
+
+
+def test_a_hidden_chat_message_is_left_out_of_the_chat_for_operators(
+    services, sessions, admin, operator
+) -> None:
+    borrower = make_borrower(sessions)
+    chat_id = f'hidden-chat-{unique()}'
+    with sessions.begin() as session:
+        session.add(
+            Chat(
+                chat_id=chat_id,
+                borrower_id=borrower.id,
+                sender=borrower.pin,
+                started_at=TEST_NOW,
+                last_message_at=TEST_NOW,
+            )
+        )
+    kept = add_communication(
+        sessions, borrower.id, channel='chat', direction='in', body='Когда платить?', chat_id=chat_id
+    )
+    hidden = add_communication(
+        sessions, borrower.id, channel='chat', direction='in', body='Личное о соседях', chat_id=chat_id
+    )
+    services.hiding.hide(admin, hidden, 'Сведения о третьих лицах')
+    for read in (services.chats.conversation, lambda actor, _: services.chats.chat(actor, chat_id)):
+        assert [line.id for line in read(operator, borrower.id).lines] == [kept]
+        assert {line.id for line in read(admin, borrower.id).lines} == {kept, hidden}
 
 
 def test_hiding_needs_an_admin_and_a_reason(services, sessions, admin, supervisor) -> None:
