@@ -55,6 +55,7 @@ from crm.services.mailing_worker import MailingWorker
 from crm.services.mailings import MailingService
 from crm.services.messaging import MessagingService
 from crm.services.notifier import Notifier
+from crm.services.operator_day import OperatorDayService
 from crm.services.operator_states import OperatorStateService, OperatorStateWorker
 from crm.services.outbox_dispatcher import DispatchPolicy, OutboxDispatcher
 from crm.services.outbox_views import OutboxService
@@ -108,6 +109,7 @@ class Services:
     hiding: HidingService  # hiding a communication or a note from operators (admins)
     erasure: ErasureService  # erasing a borrower's personal data on request, with an act (admins)
     dashboard: DashboardService  # «Мониторинг»: the day's figures, once per tick per process
+    operator_day: OperatorDayService  # «Мониторинг»: an operator's contacts of today
     field_visibility: FieldVisibilityService  # «Видимость полей»: the matrix, reveal, the number to dial
     pbx: PbxSimulator | None = None
     chat_simulator: ChatSimulator | None = None
@@ -375,6 +377,7 @@ def build(
         ),
         credit_history=CreditHistoryService(sessions, gateways.bureau, clock=clock),
         promises=promise_service,
+        operator_day=OperatorDayService(sessions, clock=clock),
         dashboard=DashboardService(
             sessions,
             promise_service,

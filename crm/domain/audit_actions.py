@@ -61,6 +61,7 @@ ACTION_LABELS: dict[str, str] = {
     'group.supervisor': 'Руководитель группы',
     'operator.force_break': 'Перерыв по решению руководителя',
     'operator.force_logout': 'Выход по решению руководителя',
+    'operator.day.view': 'Просмотр контактов оператора за день',
     'portfolio.assign': 'Назначение заёмщиков оператору',
     'portfolio.distribute': 'Распределение портфеля',
     'portfolio.hand_over': 'Передача портфеля',

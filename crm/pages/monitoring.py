@@ -28,6 +28,7 @@ from crm.pages.live import LiveHub
 from crm.pages.off_loop import attempt, service
 from crm.pages.session import page_actor
 from crm.services.dashboard import DashboardFigures, GroupChoice, OperatorRow, team
+from crm.services.operator_day import OperatorDay
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +187,9 @@ class Dashboard:
         line = ui.element('div').classes('grid w-full crm-mon-row text-sm items-center border-b').style(grid)
         line.mark(f'monitoring-row-{row.user_id}')
         with line:
-            ui.label(row.name).classes('truncate')
+            ui.link(row.name).classes('truncate cursor-pointer').mark(f'monitoring-day-{row.user_id}').on(
+                'click', lambda u=row.user_id: self._day(u)
+            ).tooltip('Контакты за сегодня')
             cells['state'] = (
                 ui.label('').classes('rounded px-2 text-white').mark(f'monitoring-state-{row.user_id}')
             )
@@ -244,6 +247,11 @@ class Dashboard:
         for key, value in values.items():
             cells[key].set_text(value)
 
+    async def _day(self, user_id: int) -> None:
+        day = await attempt(self.services.operator_day.today, self.actor, user_id)
+        if day is not None:
+            operator_day_dialog(day)
+
     async def _break(self, user_id: int, reason: str) -> None:
         if await attempt(self.services.operator_states.force_break, self.actor, user_id, reason) is not None:
             ui.notify('Оператор переведён на перерыв', type='positive')
@@ -251,6 +259,30 @@ class Dashboard:
     async def _logout(self, user_id: int) -> None:
         if await attempt(self.services.operator_states.force_logout, self.actor, user_id) is not None:
             ui.notify('Оператор выведен из сети', type='positive')
+
+
+def operator_day_dialog(day: OperatorDay) -> None:
+    """An operator's contacts of today, newest first, each borrower a link to the card."""
+    with ui.dialog() as dialog, ui.card().classes('w-[56rem] max-w-full'):
+        ui.label(f'{day.operator_name}: контакты за {fmt.day(day.day)}').classes('text-lg font-semibold')
+        if not day.contacts:
+            ui.label('Сегодня контактов не было').classes('text-gray-600')
+        with ui.column().classes('w-full gap-1 max-h-[60vh] overflow-auto').mark('operator-day'):
+            for contact in day.contacts:
+                with ui.row().classes('w-full items-baseline gap-3 text-sm border-b py-1 no-wrap'):
+                    ui.label(f'{contact.at.astimezone(OFFICE_TZ):%H:%M}').classes('tabular-nums w-12')
+                    ui.label(contact.channel_label).classes('w-44')
+                    if contact.borrower_id is not None:
+                        ui.link(contact.borrower_name or '—', f'/borrower/{contact.borrower_id}').classes(
+                            'w-56'
+                        )
+                    else:
+                        ui.label('—').classes('w-56')
+                    ui.label(contact.result or '').classes('w-40')
+                    ui.label(contact.comment or '').classes('flex-1 truncate')
+        with ui.row().classes('w-full justify-end'):
+            ui.button('Закрыть', on_click=dialog.close).props('flat')
+    dialog.open()
 
 
 def _seconds(value: int | None) -> str:

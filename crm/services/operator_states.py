@@ -127,7 +127,7 @@ class OperatorStateService:
             operator = session.get(User, user_id)
             if operator is None:
                 raise NotFound('Сотрудник не найден')
-            if actor.role == Role.SUPERVISOR and not _leads(session, actor.id, operator.group_id):
+            if actor.role == Role.SUPERVISOR and not leads_group(session, actor.id, operator.group_id):
                 raise AccessDenied('Руководитель группы управляет только операторами своей группы')
             moved = move(
                 session, [Move(user_id, event, reason=reason, by_user_id=actor.id)], forced_by=actor.full_name
@@ -140,7 +140,7 @@ class OperatorStateService:
         return OperatorStatus(user_id, status.state, status.reason, status.since, status.call_id)
 
 
-def _leads(session: Session, supervisor_id: int, group_id: int | None) -> bool:
+def leads_group(session: Session, supervisor_id: int, group_id: int | None) -> bool:
     """Whether the supervisor leads the group (an operator without a group is nobody's to order)."""
     if group_id is None:
         return False

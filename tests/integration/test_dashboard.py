@@ -313,3 +313,25 @@ def test_the_pbx_simulator_reports_its_queue_when_calls_ring_and_are_answered() 
     assert statuses == [(1, 0), (2, 7), (1, 2)]
     (body,) = [b for key, b in bus.events if key == 'telephony.queue.status'][-1:]
     assert parse_event('telephony.queue.status', body).at == NOW + timedelta(seconds=9)  # it validates
+
+
+def test_an_operators_day_is_for_the_supervisor_of_their_group_and_admins(sessions, clock) -> None:
+    from crm.db.models import UserGroup
+    from crm.domain.errors import AccessDenied
+    from crm.services.operator_day import OperatorDayService
+
+    days = OperatorDayService(sessions, clock=clock)
+    lead = to_actor(make_user(sessions, role=Role.SUPERVISOR))
+    stranger = to_actor(make_user(sessions, role=Role.SUPERVISOR))
+    admin = to_actor(make_user(sessions, role=Role.ADMIN))
+    operator = make_user(sessions, role=Role.OPERATOR)
+    with sessions.begin() as session:
+        group = UserGroup(name=f'Группа {unique()}', supervisor_id=lead.id)
+        session.add(group)
+        session.flush()
+        session.get(User, operator.id).group_id = group.id
+    with pytest.raises(AccessDenied):
+        days.today(stranger, operator.id)
+    with pytest.raises(AccessDenied):
+        days.today(to_actor(operator), operator.id)
+    assert days.today(lead, operator.id).contacts == () == days.today(admin, operator.id).contacts

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from nicegui import ui
 from nicegui.testing import User
+from sqlalchemy import select
 
-from crm.db.models import OperatorStateRow, UserGroup
+from crm.db.models import AuditEntry, Communication, OperatorStateRow, UserGroup
 from crm.db.models import User as UserRow
 from crm.domain import Role
 from tests.conftest import TEST_NOW
-from tests.factories import make_user, unique, unique_phone
+from tests.factories import make_borrower, make_user, unique, unique_phone
 from tests.ui.conftest import WAIT, log_in, until
 from tests.ui.test_screen_pop import post_event, ring
 
@@ -71,6 +72,28 @@ async def test_an_admin_puts_an_operator_on_a_break_from_the_row(user: User, ses
     with sessions() as session:
         row = session.get(OperatorStateRow, operator.id)
         assert row is not None and (row.state, row.reason) == ('break', 'lunch')
+
+
+async def test_a_supervisor_opens_an_operators_contacts_of_today(user: User, sessions) -> None:
+    supervisor = make_user(sessions, role=Role.SUPERVISOR, password='secret')
+    operator = make_user(sessions, role=Role.OPERATOR)
+    a_group(sessions, supervisor.id, operator.id)
+    borrower = make_borrower(sessions, last='Сегодняшний')
+    with sessions.begin() as session:
+        session.add(
+            Communication(
+                borrower_id=borrower.id, operator_id=operator.id, channel='note', direction='out',
+                started_at=TEST_NOW, comment='Уточнил реквизиты',
+            )
+        )  # fmt: skip
+    await log_in(user, supervisor.login, 'secret', path='/monitoring')
+    await until(lambda: _any(user, f'monitoring-day-{operator.id}'))
+    user.find(marker=f'monitoring-day-{operator.id}').trigger('click')
+    await user.should_see('Уточнил реквизиты', retries=WAIT)
+    await user.should_see('Сегодняшний Тест Тестович', retries=WAIT)
+    with sessions() as session:
+        viewed = session.scalars(select(AuditEntry.action).where(AuditEntry.user_id == supervisor.id)).all()
+    assert 'operator.day.view' in viewed
 
 
 async def test_operators_do_not_get_the_dashboard(user: User, sessions) -> None:
