@@ -107,3 +107,22 @@ async def test_show_reveals_a_masked_value_on_the_card_and_a_masked_phone_dials(
 
     await until(lambda: dialled() != [])
     assert dialled() == [phone]  # the real number, looked up on the server
+
+
+async def test_hidden_phones_and_e_mail_say_so_on_the_message_and_call_buttons(
+    user: User, sessions, matrix
+) -> None:
+    service, admin = matrix
+    service.save(admin, DEFAULTS | {('operator', 'phones'): Mode.HIDDEN, ('operator', 'email'): Mode.HIDDEN})
+    operator = make_user(sessions, role=Role.OPERATOR)
+    borrower = make_borrower(sessions, last='Невидимов', phones=(unique_phone(),))
+    await log_in(user, operator.login, 'secret', path=f'/borrower/{borrower.id}')
+    await user.should_see('Невидимов', retries=WAIT)
+
+    def title(label: str) -> str:
+        (button,) = [b for b in user.find(label).elements if b.__class__.__name__ == 'Button']
+        return str(button.parent_slot.parent.props.get('title', '')) if not button.enabled else ''
+
+    await until(lambda: 'Видимость полей' in title('Отправить E-mail'))
+    assert 'Видимость полей' in title('Отправить SMS')
+    assert 'скрыты для вашей роли' in title('Новый звонок')

@@ -133,7 +133,8 @@ class CallPanel:
         dial_reason = busy_reason or (ws.verdict.reason if refused and ws.verdict else None)
         new_call_reason = busy_reason
         if new_call_reason is None and card is not None and not card.phones:
-            new_call_reason = 'У заёмщика нет телефона'
+            hidden = 'phones' in card.hidden  # «Видимость полей»
+            new_call_reason = 'Телефоны скрыты для вашей роли' if hidden else 'У заёмщика нет телефона'
         self.new_call.show(card is not None, new_call_reason or dial_reason)
         self.dial.show(True, dial_reason)
         on_hold = call is not None and call.state == CallState.ON_HOLD

@@ -31,6 +31,8 @@ PASSWORD_NOTE = (
     'и нигде не сохраняется в открытом виде.'
 )
 
+HIDDEN_FROM_ROLE = 'Для вашей роли {} скрыты настройками «Видимость полей»'
+
 
 class MessageHost(Protocol):
     """What the dialogs need of the tab they are opened in (the workspace)."""
@@ -57,9 +59,11 @@ class MessageButtons:
             return
         mobile = any(phone.kind == 'mobile' for phone in card.phones)
         email = valid_email(card.email) or ('email' in card.masked and card.email is not None)  # shown masked
-        self.sms.refuse(None if mobile else NO_MOBILE)
-        self.email.refuse(None if email else NO_EMAIL)
-        self.password.refuse(None if mobile or email else f'{NO_MOBILE} и e-mail')
+        no_mobile = HIDDEN_FROM_ROLE.format('телефоны') if 'phones' in card.hidden else NO_MOBILE
+        no_email = HIDDEN_FROM_ROLE.format('e-mail') if 'email' in card.hidden else NO_EMAIL
+        self.sms.refuse(None if mobile else no_mobile)
+        self.email.refuse(None if email else no_email)
+        self.password.refuse(None if mobile or email else f'{no_mobile}; {no_email}')
 
 
 class _Button:
