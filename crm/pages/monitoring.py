@@ -191,7 +191,10 @@ class Dashboard:
                 'click', lambda u=row.user_id: self._day(u)
             ).tooltip('Контакты за сегодня')
             cells['state'] = (
-                ui.label('').classes('rounded px-2 text-white').mark(f'monitoring-state-{row.user_id}')
+                ui.label('')
+                .classes('rounded px-2 text-white')
+                .mark(f'monitoring-state-{row.user_id}')
+                .props(f'data-testid=monitoring-state-{row.user_id}')
             )
             cells['time'] = ui.label('').classes('tabular-nums')
             cells['borrower'] = (
