@@ -74,17 +74,7 @@ def frame(
             ui.link('Рассылки', '/mailings').classes('text-white no-underline opacity-90')
             ui.link('Исходящие сообщения', '/admin/outbox').classes('text-white no-underline opacity-90')
         if actor.role == Role.ADMIN:
-            ui.link('Симулятор АТС', '/admin/pbx').classes('text-white no-underline opacity-90')
-            if services.chat_simulator is not None:
-                ui.link('Симулятор чата', '/chat-simulator').classes('text-white no-underline opacity-90')
-            ui.link('Результаты звонков', '/admin/results').classes('text-white no-underline opacity-90')
-            ui.link('Пользователи', '/admin/users').classes('text-white no-underline opacity-90')
-            ui.link('Видимость полей', '/admin/fields').classes('text-white no-underline opacity-90')
-            ui.link('Портфель', '/admin/portfolio').classes('text-white no-underline opacity-90')
-            ui.link('API-токены', '/admin/tokens').classes('text-white no-underline opacity-90')
-            ui.link('Шаблоны сообщений', '/admin/templates').classes('text-white no-underline opacity-90')
-            ui.link('Продукты и услуги', '/admin/products').classes('text-white no-underline opacity-90')
-            ui.link('Журнал действий', '/admin/audit').classes('text-white no-underline opacity-90')
+            admin_menu(services)
         if search:
             search_box()
         ui.space()
@@ -107,6 +97,34 @@ def frame(
         workspace.operator_state.chip = state_chip
         with workspace.content:
             yield workspace
+
+
+def admin_pages(services: Services) -> list[tuple[str, str]]:
+    """The administrator's pages, as the header's «Администрирование» menu lists them."""
+    pages = [
+        ('Пользователи', '/admin/users'),
+        ('Портфель', '/admin/portfolio'),
+        ('Видимость полей', '/admin/fields'),
+        ('Журнал действий', '/admin/audit'),
+        ('Результаты звонков', '/admin/results'),
+        ('Шаблоны сообщений', '/admin/templates'),
+        ('Продукты и услуги', '/admin/products'),
+        ('API-токены', '/admin/tokens'),
+        ('Симулятор АТС', '/admin/pbx'),
+    ]
+    if services.chat_simulator is not None:
+        pages.append(('Симулятор чата', '/chat-simulator'))
+    return pages
+
+
+def admin_menu(services: Services) -> None:
+    """One header entry for the administrator's pages (a row of links no longer fits the header)."""
+    button = ui.button('Администрирование', icon='settings').props('flat no-caps color=white dense')
+    with button, ui.menu().props('no-parent-event').mark('admin-menu') as menu:
+        for label, path in admin_pages(services):
+            item = ui.menu_item(label, on_click=lambda p=path: ui.navigate.to(p))
+            item.mark('admin-menu-' + path.strip('/').replace('/', '-'))
+    button.on_click(menu.open)
 
 
 @contextmanager

@@ -48,3 +48,12 @@ async def test_admin_pages_are_closed_to_operators(user: User) -> None:
     await user.should_see('Раздел доступен только администратору', retries=WAIT)
     await user.should_see('Заёмщики')  # inside the normal frame, with its header
     await user.should_see('На главную')
+
+
+async def test_the_admins_pages_are_one_menu_in_the_header(user: User) -> None:
+    await log_in(user, 'admin', 'admin', path='/admin/tokens')
+    await user.should_see('API-токены', retries=WAIT)
+    user.find('Администрирование').click()
+    await user.should_see('Журнал действий', retries=WAIT)
+    user.find(marker='admin-menu-admin-audit').click()
+    await user.should_see(marker='audit-total', retries=WAIT)
