@@ -32,12 +32,18 @@ def matrix(sessions) -> Iterator[tuple[FieldVisibilityService, object]]:
     service.save(admin, DEFAULTS)
 
 
-def emit(user: User, event: str, args: object) -> None:
-    """What the card's script sends (card_markup.CARD_JS): a page-level event with its arguments."""
+async def emit(user: User, event: str, args: object) -> None:
+    """What the card's script sends (card_markup.CARD_JS): a page-level event with its arguments — once
+    the tab listens for it (the workspace starts listening after the card is drawn)."""
     client = user.client
     layout = client.layout
     wanted = helpers.event_type_to_camel_case(event)
-    (listener_id,) = [key for key, listener in layout._event_listeners.items() if listener.type == wanted]
+
+    def listeners() -> list[str]:
+        return [key for key, listener in layout._event_listeners.items() if listener.type == wanted]
+
+    await until(lambda: len(listeners()) == 1)
+    (listener_id,) = listeners()
     client.handle_event({'id': layout.id, 'listener_id': listener_id, 'args': [json.dumps(args)]})
 
 
@@ -91,13 +97,13 @@ async def test_show_reveals_a_masked_value_on_the_card_and_a_masked_phone_dials(
     await user.should_see(f'+7 999 ***-**-{phone[-2:]}', retries=WAIT)
     await user.should_not_see(format_passport(borrower.passport))
 
-    emit(user, 'crm-reveal', {'field': 'passport', 'phone': None})  # «Показать»
+    await emit(user, 'crm-reveal', {'field': 'passport', 'phone': None})  # «Показать»
     await until(lambda: audited(sessions, operator.id, 'field.reveal') != [])
     assert [json.loads(d or '{}') for d in audited(sessions, operator.id, 'field.reveal')] == [
         {'field': 'passport'}
     ]
 
-    emit(user, 'crm-dial', str(borrower.phones[0].id))  # the chip of the masked phone
+    await emit(user, 'crm-dial', str(borrower.phones[0].id))  # the chip of the masked phone
     await user.should_see('Набор номера', retries=WAIT)
     await user.should_not_see(format_phone(phone))  # the call panel shows it masked as well
 
