@@ -17,6 +17,7 @@ ACTION_LABELS: dict[str, str] = {
     'bureau.request': 'Запрос в БКИ',
     'bureau.consent': 'Согласие на запрос в БКИ',
     'call.dial': 'Исходящий звонок',
+    'call.refused': 'Звонок запрещён (230-ФЗ)',
     'call.hold': 'Звонок на удержании',
     'call.resume': 'Звонок снят с удержания',
     'call.transfer': 'Перевод звонка',

@@ -20,6 +20,7 @@ from crm.db.models import Borrower, Call, Communication, Promise, ResultCode, Us
 from crm.domain import Role
 from crm.domain.actor import Actor
 from crm.domain.clock import Clock, system_clock
+from crm.domain.contact_rules import Verdict
 from crm.domain.errors import AccessDenied, NotFound, ServiceError
 from crm.domain.identifiers import phone_key
 from crm.domain.notifications import HistoryChanged, Notification
@@ -47,6 +48,15 @@ _STATE_EVENTS: dict[CallState | None, tuple[OperatorEvent, ...]] = {
 }
 
 
+class _Refused(Exception):
+    """The law refused a dial: raised out of its transaction (rolled back), recorded in one of its own."""
+
+    def __init__(self, borrower_id: int, verdict: Verdict) -> None:
+        super().__init__(verdict.reason)
+        self.borrower_id = borrower_id
+        self.verdict = verdict
+
+
 class CallService:
     def __init__(
         self,
@@ -67,6 +77,13 @@ class CallService:
     # --- the operator's controls -----------------------------------------------------------------
     def dial(self, actor: Actor, number: str, *, borrower_id: int | None = None) -> CallView:
         """An outgoing call: refused when the law or an unrecorded result stands in the way."""
+        try:
+            return self._dial(actor, number, borrower_id)
+        except _Refused as refused:
+            self._record_refusal(actor, refused.borrower_id, refused.verdict)
+            raise ServiceError(refused.verdict.reason or 'Звонок запрещён') from None
+
+    def _dial(self, actor: Actor, number: str, borrower_id: int | None) -> CallView:
         if not actor.extension:
             raise ServiceError('У вас нет внутреннего номера: звонить можно только с привязанного телефона')
         normalised = phone_key(number)
@@ -80,7 +97,7 @@ class CallService:
             if borrower_id is not None:
                 verdict = self._compliance.outgoing_call_in(session, borrower_id, now=now)
                 if not verdict.allowed:
-                    raise ServiceError(verdict.reason or 'Звонок запрещён')
+                    raise _Refused(borrower_id, verdict)
             communication = Communication(
                 borrower_id=borrower_id,
                 operator_id=actor.id,
@@ -118,6 +135,19 @@ class CallService:
         )
         self._notifier.publish([state_changed(call), *states])
         return view
+
+    def _record_refusal(self, actor: Actor, borrower_id: int, verdict: Verdict) -> None:
+        """A dial the law refused stays on record in a transaction of its own (the dial's rolls back):
+        «Мониторинг» counts the day's 230-FZ refusals, and the audit log says who tried whom."""
+        with self._sessions.begin() as session:
+            audit.record(
+                session,
+                'call.refused',
+                user_id=actor.id,
+                borrower_id=borrower_id,
+                rule=verdict.rule,
+                reason=verdict.reason,
+            )
 
     def hold(self, actor: Actor, call_id: str) -> CallView:
         return self._command(actor, call_id, 'telephony.hold', {CallState.ACTIVE}, CallState.ON_HOLD)

@@ -12,8 +12,8 @@ a duration; wrap-up average over the day's Постобработка episodes f
 inbound calls answered within ``service_level_s`` of ringing / inbound calls answered, abandoned or
 ringing past it; abandoned % = inbound calls ended unanswered / inbound calls answered or ended; average
 handle time = average talk of the day's answered calls + the team's average wrap-up; 230-FZ refusals =
-messages the law refused (outbox «refused») created today — dial attempts the law refused are not
-recorded anywhere, so they are not counted.
+messages the law refused (outbox «refused») created today plus dials it refused (``call.refused`` in the
+audit log, written by ``CallService.dial``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm.db.models import (
+    AuditEntry,
     Borrower,
     Call,
     Communication,
@@ -134,7 +135,7 @@ class CallTotals:
     service_level: Decimal | None  # percent
     abandoned_percent: Decimal | None
     handle_avg_s: int | None
-    refusals: int  # 230-FZ: messages the law refused today
+    refusals: int  # 230-FZ: messages and dials the law refused today
     payments: Decimal  # every payment received today
 
 
@@ -386,8 +387,11 @@ def _payments(start: datetime, end: datetime) -> Any:
 
 
 def _refusals(start: datetime, end: datetime) -> Any:
-    o = OutboxMessage
-    return select(func.count()).where(o.status == 'refused', o.created_at >= start, o.created_at < end)
+    """Messages the law refused plus dials it refused (``call.refused`` in the audit log, its index)."""
+    o, a = OutboxMessage, AuditEntry
+    messages = select(func.count()).where(o.status == 'refused', o.created_at >= start, o.created_at < end)
+    dials = select(func.count()).where(a.action == 'call.refused', a.at >= start, a.at < end)
+    return select(messages.scalar_subquery() + dials.scalar_subquery())
 
 
 # --- rows -------------------------------------------------------------------------------------------

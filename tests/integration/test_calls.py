@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from crm.db.models import Borrower, Call, Communication, InboundEvent
+from crm.db.models import AuditEntry, Borrower, Call, Communication, InboundEvent
 from crm.domain.errors import AccessDenied, ServiceError
 from crm.integrations.bus import Delivery
 from crm.services import call_events
@@ -354,6 +354,10 @@ def test_230_fz_quiet_hours_in_the_borrowers_time_zone(calls, sessions, operator
     clock.now = datetime(2026, 11, 26, 12, 30, tzinfo=UTC)  # 15:30 in Moscow, 22:30 in Vladivostok
     with pytest.raises(ServiceError, match='22:30'):
         calls.dial(operator, borrower.phones[0].phone, borrower_id=borrower.id)
+    assert rows(sessions, Call, borrower_id=borrower.id) == []  # nothing placed, the refusal on record:
+    (refused,) = rows(sessions, AuditEntry, borrower_id=borrower.id, action='call.refused')
+    assert refused.user_id == operator.id
+    assert json.loads(refused.details or '{}')['rule'] == 'quiet_hours'
 
 
 def test_230_fz_no_overdue_debt_no_limits_but_the_quiet_hours(

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import event, select
 
 from crm.db.models import (
+    AuditEntry,
     Call,
     Communication,
     Loan,
@@ -182,6 +183,8 @@ def fixture_day(sessions):
                     rule='quiet_hours',
                 )
             )
+        for moment in (at(7, 50), at(7, 50, day=13)):  # a dial the law refused: today's counts
+            session.add(AuditEntry(at=moment, user_id=a.id, action='call.refused', borrower_id=borrower.id))
     return a, b, borrower, group.id
 
 
@@ -214,7 +217,7 @@ def test_figures_of_a_fixture_day_are_the_hand_computed_ones(
     assert (calls.inbound, calls.answered_in_time, calls.abandoned) == (4, 1, 1)
     assert (calls.service_level, calls.abandoned_percent) == (Decimal('33.3'), Decimal('33.3'))
     assert calls.handle_avg_s == 80 + 45  # talk (60, 60, 120) + the day's wrap-ups (30, 60)
-    assert (calls.refusals, calls.payments) == (1, Decimal('500.00'))
+    assert (calls.refusals, calls.payments) == (2, Decimal('500.00'))  # a message and a dial
 
     hours = figures.hours  # Moscow hours: 07:xx UTC is 10, 08:xx is 11
     assert (hours.calls_today[10], hours.calls_today[11], sum(hours.calls_today)) == (4, 1, 5)

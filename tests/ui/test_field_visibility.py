@@ -19,6 +19,7 @@ from crm.services.auth import to_actor
 from crm.services.field_visibility import FieldVisibilityService
 from tests.factories import make_borrower, make_user, unique_phone
 from tests.ui.conftest import WAIT, log_in, until
+from tests.ui.test_screen_pop import ring, sees
 
 DEFAULTS = {(role, field.value): Policy().mode(role, field) for role in ROLES for field in Field}
 
@@ -132,3 +133,22 @@ async def test_hidden_phones_and_e_mail_say_so_on_the_message_and_call_buttons(
     await until(lambda: 'Видимость полей' in title('Отправить E-mail'))
     assert 'Видимость полей' in title('Отправить SMS')
     assert 'скрыты для вашей роли' in title('Новый звонок')
+
+
+@pytest.mark.parametrize(('mode', 'shown'), [(Mode.HIDDEN, '—'), (Mode.MASKED, '**.**.1989')])
+async def test_the_unknown_caller_panel_finds_borrowers_as_the_role_sees_them(
+    user: User, sessions, matrix, mode: Mode, shown: str
+) -> None:
+    """«Неизвестный номер»'s search results show the birth date as the role may see it."""
+    service, admin = matrix
+    service.save(admin, DEFAULTS | {('operator', 'birth_date'): mode})
+    operator = make_user(sessions, role=Role.OPERATOR)  # an extension of its own
+    borrower = make_borrower(sessions, last='Безымяннов', phones=(unique_phone(),))
+    await log_in(user, operator.login, 'secret')
+    await user.should_see('Мои заёмщики', retries=WAIT)
+    await ring(user, '+7 (800) 555-00-02', operator.extension or '')  # nobody's number
+    await until(lambda: sees(user, 'Номер не найден среди заёмщиков'))
+    user.find('Поиск заёмщика').clear().type(borrower.pin)  # the caller's number was prefilled
+    user.find('Найти').click()
+    await user.should_see(f'PIN: {borrower.pin} · Москва · {shown}', retries=WAIT)
+    await user.should_not_see('09.09.1989')  # the factory's birth date
