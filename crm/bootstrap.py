@@ -47,13 +47,16 @@ from crm.services.compliance import ComplianceService
 from crm.services.contact_records import ContactRecordService
 from crm.services.credit_history import CreditHistoryService
 from crm.services.dashboard import DashboardService
+from crm.services.dashboard_thresholds import DashboardThresholdsService
 from crm.services.erasure import ErasureService
 from crm.services.field_visibility import FieldVisibilityService
+from crm.services.health import HealthService
 from crm.services.hiding import HidingService
 from crm.services.inbound import InboundRouter, Route
 from crm.services.mailing_worker import MailingWorker
 from crm.services.mailings import MailingService
 from crm.services.messaging import MessagingService
+from crm.services.metrics import Metrics
 from crm.services.notifier import Notifier
 from crm.services.operator_day import OperatorDayService
 from crm.services.operator_states import OperatorStateService, OperatorStateWorker
@@ -109,8 +112,11 @@ class Services:
     hiding: HidingService  # hiding a communication or a note from operators (admins)
     erasure: ErasureService  # erasing a borrower's personal data on request, with an act (admins)
     dashboard: DashboardService  # «Мониторинг»: the day's figures, once per tick per process
+    dashboard_thresholds: DashboardThresholdsService  # «Мониторинг»: «Пороги» of the rows' colours (admins)
     operator_day: OperatorDayService  # «Мониторинг»: an operator's contacts of today
     field_visibility: FieldVisibilityService  # «Видимость полей»: the matrix, reveal, the number to dial
+    health: HealthService  # /healthz: the database and the bus, for HAProxy
+    metrics: Metrics  # GET /metrics: statements sent, open dashboards, ticks, tabs (per process)
     pbx: PbxSimulator | None = None
     chat_simulator: ChatSimulator | None = None
     loan_system: LoanSystemSimulator | None = None  # the built-in loan system (CRM_LOAN_SYSTEM_SIMULATOR)
@@ -332,6 +338,8 @@ def build(
         ),
         borrowers=borrowers,
         field_visibility=field_visibility,
+        health=HealthService(sessions, bus, instance=settings.instance),
+        metrics=Metrics(),
         screen_pops=screen_pops,
         audit=AuditService(sessions),
         users=UserService(sessions, min_password_length=settings.password_min_length, clock=clock),
@@ -384,6 +392,10 @@ def build(
             clock=clock,
             service_level_s=settings.service_level_s,
             thresholds=parse_thresholds(settings.dashboard_thresholds),
+            tick_s=settings.dashboard_tick_s,
+        ),
+        dashboard_thresholds=DashboardThresholdsService(
+            sessions, parse_thresholds(settings.dashboard_thresholds), clock=clock
         ),
         requests=RequestService(sessions, Notifier(bus), limits=call_limits, clock=clock),
         request_views=RequestViews(sessions, limits=call_limits, clock=clock),
@@ -441,6 +453,7 @@ def dispatch_policy(settings: Settings) -> DispatchPolicy:
     return DispatchPolicy(
         rates={'sms': settings.sms_per_second, 'email': settings.emails_per_second},
         max_attempts=settings.outbox_max_attempts,
+        lease=timedelta(seconds=settings.outbox_lease_s),
         sms_sender=settings.sms_sender,
         mail_from=settings.smtp_from,
     )

@@ -86,6 +86,7 @@ class Settings:
     emails_per_second: float = 20.0
     outbox_max_attempts: int = 8
     outbox_ttl_hours: int = 72  # a message not sent by then expires (held ones wait for the law's window)
+    outbox_lease_s: float = 60.0  # a claimed row is due again after this if its process died mid-send
     outbox_dispatcher: bool = True  # this process sends the outbox (any number of processes may)
     promise_kept_share: float = 1.0  # a promise is kept when payments reach this share of its amount
     promise_grace_days: int = 1  # payments up to this many days after the promised date still count
@@ -95,8 +96,10 @@ class Settings:
     quiet_hours_every_call: bool = True  # the 230-FZ hours bind calls without overdue debt too
     wrap_up_timeout_s: float = 120.0  # Постобработка ends after this long without a saved result
     offline_after_s: float = 60.0  # an operator none of whose tabs was seen this long is Не в сети
+    dashboard_tick_s: float = 2.0  # «Мониторинг»: how often each process re-reads the figures
     service_level_s: int = 20  # «Мониторинг»: an inbound call answered within this many seconds is in time
     dashboard_thresholds: str = ''  # «Мониторинг»: state:a/b/c,… seconds (crm/domain/dashboard.py)
+    instance: str = ''  # this process's name in a cluster (nodeK); /healthz tells it
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -139,6 +142,7 @@ class Settings:
             emails_per_second=float(env.get('CRM_EMAILS_PER_SECOND') or 20),
             outbox_max_attempts=int(env.get('CRM_OUTBOX_MAX_ATTEMPTS') or 8),
             outbox_ttl_hours=int(env.get('CRM_OUTBOX_TTL_HOURS') or 72),
+            outbox_lease_s=float(env.get('CRM_OUTBOX_LEASE_S') or 60),
             outbox_dispatcher=_flag(env.get('CRM_OUTBOX_DISPATCHER'), True),
             promise_kept_share=float(env.get('CRM_PROMISE_KEPT_SHARE') or 1.0),
             promise_grace_days=int(env.get('CRM_PROMISE_GRACE_DAYS') or 1),
@@ -150,8 +154,10 @@ class Settings:
             quiet_hours_every_call=_flag(env.get('CRM_QUIET_HOURS_EVERY_CALL'), True),
             wrap_up_timeout_s=float(env.get('CRM_WRAP_UP_TIMEOUT_S') or 120),
             offline_after_s=float(env.get('CRM_OFFLINE_AFTER_S') or 60),
+            dashboard_tick_s=float(env.get('CRM_DASHBOARD_TICK_S') or 2.0),
             service_level_s=int(env.get('CRM_SERVICE_LEVEL_S') or 20),
             dashboard_thresholds=env.get('CRM_DASHBOARD_THRESHOLDS') or '',
+            instance=env.get('CRM_INSTANCE') or '',
         )
 
     def call_limits(self) -> CallLimits:

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from crm.db.statement_count import count_statements
 from crm.domain.clock import Clock, system_clock
 
 
@@ -26,9 +27,10 @@ def make_engine(url: str, *, statement_timeout_ms: int | None = None) -> Engine:
             url, connect_args={'check_same_thread': False, 'timeout': 30}, hide_parameters=True
         )
         event.listen(engine, 'connect', _sqlite_pragmas)
+        count_statements(engine)
         return engine
     connect_args = {'options': f'-c statement_timeout={statement_timeout_ms}'} if statement_timeout_ms else {}
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=10,
         max_overflow=20,
@@ -36,6 +38,8 @@ def make_engine(url: str, *, statement_timeout_ms: int | None = None) -> Engine:
         hide_parameters=True,
         connect_args=connect_args,
     )
+    count_statements(engine)  # GET /metrics: crm_db_statements_total
+    return engine
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

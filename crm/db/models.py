@@ -747,3 +747,17 @@ class FieldVisibilityVersion(Base):
     version: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     updated_by: Mapped[int | None] = mapped_column(ForeignKey('users.id', ondelete='SET NULL'))
+
+
+class DashboardThreshold(Base):
+    """«Мониторинг»: an administrator's colour thresholds of one operator state, in seconds
+    (crm/services/dashboard_thresholds.py); a state with no row keeps CRM_DASHBOARD_THRESHOLDS."""
+
+    __tablename__ = 'dashboard_thresholds'
+
+    state: Mapped[str] = mapped_column(String(32), primary_key=True)
+    warn_after: Mapped[int] = mapped_column(Integer)
+    alert_after: Mapped[int] = mapped_column(Integer)
+    critical_after: Mapped[int] = mapped_column(Integer)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey('users.id'))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

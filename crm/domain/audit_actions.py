@@ -63,6 +63,8 @@ ACTION_LABELS: dict[str, str] = {
     'operator.force_break': 'Перерыв по решению руководителя',
     'operator.force_logout': 'Выход по решению руководителя',
     'operator.day.view': 'Просмотр контактов оператора за день',
+    'dashboard.thresholds.save': 'Пороги мониторинга изменены',
+    'dashboard.thresholds.reset': 'Пороги мониторинга по умолчанию',
     'portfolio.assign': 'Назначение заёмщиков оператору',
     'portfolio.distribute': 'Распределение портфеля',
     'portfolio.hand_over': 'Передача портфеля',
@@ -89,6 +91,7 @@ GROUP_LABELS: dict[str, str] = {
     'operator': 'Состояния операторов (все)',
     'portfolio': 'Портфель (все)',
     'field': 'Видимость полей (все)',
+    'dashboard': 'Пороги мониторинга (все)',
 }
 
 
@@ -135,6 +138,9 @@ DETAIL_LABELS: dict[str, str] = {
     'filters': 'фильтры',
     'operator_id': 'оператор',
     'reason': 'причина',
+    'state': 'состояние',
+    'before': 'было',
+    'after': 'стало',
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nicegui import app
+from nicegui import Client, app
 
 from crm.bootstrap import Services
 from crm.pages import (
@@ -34,8 +34,14 @@ def register_pages(services: Services, hub: LiveHub) -> None:
     """Every page, behind the login middleware; pages with a live area register their tabs in ``hub``."""
     app.add_middleware(AuthMiddleware, sessions=services.sessions)
     app.add_middleware(SecurityHeaders)
+    services.metrics.gauge('crm_ui_clients', 'Browser tabs connected to this process', _connected_tabs)
     login.register(services)
     errors.register(services, hub)
     pages = (borrower_list, search, card, admin, templates, chats, mailings, outbox, products, requests)
     for module in (*pages, audit, password, users, monitoring, portfolio, field_visibility):
         module.register(services, hub)
+
+
+def _connected_tabs() -> int:
+    """NiceGUI clients with a live websocket (a copy of the values: read off the loop)."""
+    return sum(1 for client in list(Client.instances.values()) if client.has_socket_connection)

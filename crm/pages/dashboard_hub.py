@@ -1,6 +1,6 @@
 """«Мониторинг»'s engine, one per process: the figures are computed once per tick, never per viewer.
 
-While at least one dashboard is open here, a ticker reads ``DashboardService.figures`` every ``TICK_S``
+While at least one dashboard is open here, a ticker reads ``DashboardService.figures`` every ``tick_s``
 and hands the same frozen figures to every open dashboard. Between ticks an ``OperatorStateChanged``
 (heard once per process through ``LiveHub.observe``) moves that operator's row in memory — no query —
 and is pushed at once; a ``QueueStatusChanged`` updates the calls waiting the same way. A tick that read
@@ -23,14 +23,13 @@ from crm.services.dashboard import DashboardFigures, OperatorRow, QueueBoard, sn
 
 log = logging.getLogger(__name__)
 
-TICK_S = 2.0
 Viewer = Callable[[DashboardFigures], Awaitable[None]]
 
 
 class DashboardHub:
-    def __init__(self, services: Services, live: LiveHub, *, tick_s: float = TICK_S) -> None:
+    def __init__(self, services: Services, live: LiveHub, *, tick_s: float | None = None) -> None:
         self._services = services
-        self.tick_s = tick_s
+        self.tick_s = services.dashboard.tick_s if tick_s is None else tick_s  # CRM_DASHBOARD_TICK_S
         self.board = QueueBoard()
         self.figures: DashboardFigures | None = None
         self._viewers: dict[str, Viewer] = {}

@@ -2,6 +2,8 @@
 the day's charts. Pushed, never polled: the process's ``DashboardHub`` computes the figures once per tick
 for every open dashboard and moves a row the moment an operator's state changes. A supervisor sees the
 groups they lead, an admin every group; from a row either puts an operator on a break or logs them out.
+Rows are coloured by the thresholds the figures carry; «Пороги» (``components/dashboard_thresholds``) lets
+an admin change them (a supervisor sees them read-only).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from crm.bootstrap import Services
 from crm.domain import Role
 from crm.domain import formatting as fmt
 from crm.domain.actor import Actor
-from crm.domain.dashboard import LEVEL_CLASSES, level
+from crm.domain.dashboard import LEVEL_CLASSES, Thresholds, level
 from crm.domain.formatting import OFFICE_TZ
 from crm.domain.operator_states import BREAK_REASONS, STATE_COLORS, STATE_LABELS, reason_label
 from crm.pages.components.dashboard_charts import DayCharts
+from crm.pages.components.dashboard_thresholds import open_thresholds
 from crm.pages.components.operator_state import elapsed_text
 from crm.pages.dashboard_hub import DashboardHub
 from crm.pages.layout import frame
@@ -48,6 +51,12 @@ COLUMNS = (
 
 def register(services: Services, hub: LiveHub) -> None:
     dashboards = DashboardHub(services, hub)
+    services.metrics.gauge(
+        'crm_dashboard_viewers', '«Мониторинг» dashboards open in this process', lambda: dashboards.viewers
+    )
+    services.metrics.counter(
+        'crm_dashboard_ticks_total', 'Dashboard figure reads (ticks) here', lambda: dashboards.ticks
+    )
 
     @ui.page('/monitoring')
     async def monitoring_page() -> None:
@@ -90,6 +99,9 @@ class Dashboard:
                 .mark('monitoring-group')
             )
             self.updated = ui.label('').classes('text-xs text-gray-500').mark('monitoring-updated')
+            ui.button('Пороги', icon='tune', on_click=lambda: open_thresholds(services, actor)).props(
+                'flat no-caps'
+            ).mark('monitoring-thresholds').tooltip('Пороги времени в статусе: когда строка окрашивается')
         if actor.role != Role.ADMIN and not groups:
             ui.label('Вы не руководите ни одной группой: операторов для мониторинга нет').classes(
                 'text-gray-600'
@@ -135,7 +147,7 @@ class Dashboard:
         if ids != self.shown_ids:
             self._rebuild(rows)
         for row in rows:
-            self._fill(row, now)
+            self._fill(row, now, figures.thresholds)
         self.charts.show(figures.hours)
 
     def _totals(self, figures: DashboardFigures, rows: list[OperatorRow]) -> None:
@@ -216,7 +228,7 @@ class Dashboard:
         cells['line'] = line
         self.cells[row.user_id] = cells
 
-    def _fill(self, row: OperatorRow, now: datetime) -> None:
+    def _fill(self, row: OperatorRow, now: datetime, thresholds: Thresholds) -> None:
         cells = self.cells.get(row.user_id)
         if cells is None:
             return
@@ -228,7 +240,7 @@ class Dashboard:
         if row.since is not None:
             time.props(f'data-state-elapsed={seconds} data-state-key="{row.state}-{row.since.isoformat()}"')
         line = cells['line']
-        level_class = LEVEL_CLASSES[level(row.state, seconds, self.services.dashboard.thresholds)]
+        level_class = LEVEL_CLASSES[level(row.state, seconds, thresholds)]  # «Пороги», read with the figures
         line.classes(remove=' '.join(c for c in LEVEL_CLASSES if c), add=level_class)
         borrower = cells['borrower']
         borrower.set_text(row.borrower_name or '')

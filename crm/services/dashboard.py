@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -55,10 +55,12 @@ from crm.domain.dashboard import (
     states_by_hour,
     wrap_ups,
 )
+from crm.domain.dashboard_thresholds import effective
 from crm.domain.formatting import OFFICE_TZ
 from crm.domain.notifications import Notification, QueueStatusChanged
 from crm.domain.operator_states import OperatorState
 from crm.domain.promises import PromiseStatus
+from crm.services.dashboard_thresholds import saved
 from crm.services.event_schemas import Event, QueueStatus
 from crm.services.inbound import Outcome
 from crm.services.promises import OperatorFigures, PromiseService
@@ -159,6 +161,8 @@ class DashboardFigures:
     calls: CallTotals
     hours: Hours
     queues: tuple[QueueSnapshot, ...] = ()
+    # the rows' colours, read with the figures: administrators' «Пороги» over CRM_DASHBOARD_THRESHOLDS
+    thresholds: Thresholds = field(default_factory=lambda: DEFAULT_THRESHOLDS)
 
     @property
     def waiting(self) -> int:
@@ -212,8 +216,10 @@ class DashboardService:
         clock: Clock = system_clock,
         service_level_s: int = SERVICE_LEVEL_S,
         thresholds: Thresholds = DEFAULT_THRESHOLDS,
+        tick_s: float = 2.0,
     ) -> None:
-        self.thresholds = thresholds  # the rows' colours by time in a state (CRM_DASHBOARD_THRESHOLDS)
+        self.tick_s = tick_s  # how often a process re-reads the figures while a dashboard is open
+        self.thresholds = thresholds  # the defaults (CRM_DASHBOARD_THRESHOLDS); figures carry the effective
         self._sessions = sessions
         self._promises = promises
         self._clock = clock
@@ -230,7 +236,8 @@ class DashboardService:
             return [GroupChoice(i, name) for i, name in session.execute(query)]
 
     def figures(self, queues: Sequence[QueueSnapshot] = ()) -> DashboardFigures:
-        """The office day so far, every operator and the team (about nine statements, whatever the size)."""
+        """The office day so far, every operator and the team, and the colour thresholds (about ten
+        statements, whatever the size)."""
         now = self._clock()
         day = now.astimezone(OFFICE_TZ).date()
         start, end = day_bounds(day)
@@ -244,6 +251,7 @@ class DashboardService:
             made = list(conn.execute(_promises_made(start, end)))
             paid = list(conn.execute(_payments(start, end)))
             refusals = conn.execute(_refusals(start, end)).scalar_one()
+            thresholds = effective(self.thresholds, saved(conn))  # «Пороги»: a save shows at the next tick
         promised = {f.operator_id: f for f in self._promises.figures(day)}
         wraps = wrap_ups(changes)
         rows = tuple(_row(p, activity.get(p[0]), promised.get(p[0]), wraps.get(p[0], [])) for p in people)
@@ -258,7 +266,7 @@ class DashboardService:
             collected=_sum_per_hour(paid),
             states=states,
         )
-        return DashboardFigures(now, day, rows, totals, hours, tuple(queues))
+        return DashboardFigures(now, day, rows, totals, hours, tuple(queues), thresholds)
 
     def _calls_yesterday(self, conn: Connection, day: date, start: datetime) -> tuple[int, ...]:
         cached = self._yesterday

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -26,12 +27,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope='module')  # ends before other modules' apps consume from the same broker
-def app_url(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app on the test database, its clock starting at TEST_NOW; on RabbitMQ too when
-    CRM_TEST_AMQP_URL is set."""
+@contextmanager
+def running_app(database_url: str, var_dir: Path, **settings: str) -> Iterator[str]:
+    """An app process on a free loopback port (its log in ``var_dir/app.log``), on the test database, its
+    clock starting at TEST_NOW; on RabbitMQ too when CRM_TEST_AMQP_URL is set; ``settings`` are more
+    CRM_… variables. Yields its URL once it serves /login; stopped when the block ends."""
     port = free_port()
-    var_dir = tmp_path_factory.mktemp('var')
     env = os.environ | {
         'CRM_DATABASE_URL': database_url,
         'CRM_DEMO': '0',
@@ -42,6 +43,7 @@ def app_url(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         'CRM_PBX_SIMULATOR': '0',
         'CRM_AMQP_URL': os.environ.get('CRM_TEST_AMQP_URL', ''),
         'CRM_CLOCK_START': TEST_NOW.isoformat(),
+        **settings,
     }
     env.pop('PYTEST_CURRENT_TEST', None)  # NiceGUI would run in its pytest mode
     log = (var_dir / 'app.log').open('w')
@@ -70,6 +72,13 @@ def app_url(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+@pytest.fixture(scope='module')  # ends before other modules' apps consume from the same broker
+def app_url(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app (``running_app``) for this module's tests."""
+    with running_app(database_url, tmp_path_factory.mktemp('var')) as url:
+        yield url
 
 
 def browser_env() -> dict[str, str]:
