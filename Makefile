@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test bench lint format install
+.PHONY: run test bench lint format install cluster chaos
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -25,12 +25,25 @@ run: install
 test: install
 	$(PY) -m pytest
 
+# N app processes on PostgreSQL + RabbitMQ behind HAProxy on http://127.0.0.1:8080 (crm/cluster.py; README,
+# «Cluster»). CRM_DATABASE_URL / CRM_AMQP_URL pick the servers; haproxy is installed if missing.
+N ?= 3
+cluster: install
+	$(PY) -m crm.cluster --nodes $(N)
+
+# Faults survived, measured (bench/chaos.py): a 3-process cluster whose database and broker connections go
+# through cuttable proxies; one JSON object. CRM_CHAOS_DATABASE_URL (a database it owns) / CRM_CHAOS_AMQP_URL.
+chaos: install
+	$(PY) bench/chaos.py
+
 # Each benchmark prints one JSON object. PostgreSQL and RabbitMQ when CRM_BENCH_DATABASE_URL and
 # CRM_BENCH_AMQP_URL are set (see bench/README.md); SQLite and the in-process bus otherwise.
 bench: install
 	$(PY) bench/search.py
 	$(PY) bench/ring.py
 	$(PY) bench/screen_pop.py
+	$(PY) bench/dashboard.py
+	$(PY) bench/cluster.py
 	$(PY) bench/outbox.py
 	$(PY) bench/requests.py
 	$(PY) bench/payments.py

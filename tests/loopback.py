@@ -60,6 +60,20 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports."""
+    for _ in range(50):
+        first = closed_port()
+        try:
+            for port in range(first, first + count):
+                with socket.socket() as sock:
+                    sock.bind(('127.0.0.1', port))
+        except OSError:
+            continue
+        return first
+    raise RuntimeError('no run of free ports')
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -274,6 +288,11 @@ class SmsGatewayServer(_HttpPeer):
     def handle(self, request: Request) -> tuple[int, bytes | dict[str, Any]]:
         if request.method == 'GET' and request.path == '/stats':
             return 200, self.stats()
+        if request.method == 'GET' and request.path == '/accepted':
+            return 200, {'accepted': [[sms.id, sms.to] for sms in self.accepted]}
+        if request.method == 'POST' and request.path.startswith('/fail_for/'):
+            self.fail_for(float(request.path.rpartition('/')[2]))
+            return 200, {'status': 'failing'}
         if request.method != 'POST' or request.path.rstrip('/') != '/messages':
             return 404, {'error': 'not found'}
         with self._lock:
@@ -329,7 +348,8 @@ class SmsGatewayServer(_HttpPeer):
 class SmsGatewayProcess:
     """An ``SmsGatewayServer`` (mode ``ok``) in a child process, for a benchmark whose measured process
     should not share its interpreter with the peer: ``with SmsGatewayProcess() as gateway: gateway.url``,
-    ``gateway.stats()`` → ``{"requests", "accepted", "duplicates", "rejected_auth"}``.
+    ``gateway.stats()`` → ``{"requests", "accepted", "duplicates", "rejected_auth"}``; ``fail_for(s)``
+    (``POST /fail_for/<s>``) and ``accepted()`` (``GET /accepted``: ``[id, to]`` of each message taken once).
     """
 
     def __init__(self, token: str | None = 'test-sms-token') -> None:
@@ -356,6 +376,15 @@ class SmsGatewayProcess:
 
     def stats(self) -> dict[str, int]:
         return dict(httpx.get(f'{self.url}/stats', timeout=5).json())
+
+    def fail_for(self, seconds: float) -> None:
+        """Answer 503 to everything for the next ``seconds``."""
+        httpx.post(f'{self.url}/fail_for/{seconds}', timeout=5).raise_for_status()
+
+    def accepted(self) -> list[tuple[str, str]]:
+        """(id, to) of every message the gateway took, once per id."""
+        rows = httpx.get(f'{self.url}/accepted', timeout=30).json()['accepted']
+        return [(str(id_), str(to)) for id_, to in rows]
 
     def stop(self) -> None:
         if self._process is not None:

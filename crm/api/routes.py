@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from crm.api import health, metrics
 from crm.api.message_schemas import MessageIn, MessageQueued, invalid, refused_by_law
 from crm.bootstrap import Services
 from crm.domain import Role, status_label
@@ -235,6 +236,8 @@ def build_router(services: Services) -> APIRouter:
 
 def install(app: FastAPI, services: Services) -> None:
     app.include_router(build_router(services))
+    health.install(app, services)  # GET /healthz, open: HAProxy asks it
+    metrics.install(app, services)  # GET /metrics, Prometheus text, behind the API token
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -61,6 +61,9 @@ class EventBus(Protocol):
     def subscribe_commands(self, handler: CommandHandler) -> None:
         """Hear the commands too (the built-in PBX simulator does)."""
 
+    def healthy(self) -> bool:
+        """Whether the bus can carry messages now (``/healthz``); cheap, no I/O."""
+
 
 def encode(body: dict[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False, default=str).encode()
@@ -124,6 +127,10 @@ class InProcessBus:
 
     def subscribe_commands(self, handler: CommandHandler) -> None:
         self._command_handlers.append(handler)
+
+    def healthy(self) -> bool:
+        """Always: it lives in this process."""
+        return True
 
     def drain(self, timeout: float = 5.0) -> None:
         """Wait until every event published so far is handled (for tests and the simulator)."""

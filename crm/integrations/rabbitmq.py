@@ -269,6 +269,12 @@ class RabbitBus:
         properties = BasicProperties(content_type=JSON, app_id=self._origin)
         self._publish(self.names.ui_exchange, '', encode(body), properties)
 
+    def healthy(self) -> bool:
+        """Started, and the consumer connection is open (it is None while reconnecting); reads two
+        references the consumer thread owns, touches no socket."""
+        thread, connection = self._thread, self._connection
+        return thread is not None and thread.is_alive() and connection is not None and connection.is_open
+
     def subscribe_commands(self, handler: CommandHandler) -> None:
         """Hear every command; after start, returns once the consumer has its commands queue."""
         with self._handlers_lock:

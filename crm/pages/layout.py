@@ -110,8 +110,9 @@ def admin_pages(services: Services) -> list[tuple[str, str]]:
         ('Шаблоны сообщений', '/admin/templates'),
         ('Продукты и услуги', '/admin/products'),
         ('API-токены', '/admin/tokens'),
-        ('Симулятор АТС', '/admin/pbx'),
     ]
+    if services.pbx is not None:  # in a cluster only one process runs it (crm/cluster.py)
+        pages.append(('Симулятор АТС', '/admin/pbx'))
     if services.chat_simulator is not None:
         pages.append(('Симулятор чата', '/chat-simulator'))
     return pages

@@ -23,7 +23,7 @@ COOKIE = 'crm_session'
 PASSWORD_PATH = '/password'
 # what a user who must change their password may still open
 PASSWORD_PATHS = (PASSWORD_PATH, '/logout')
-OPEN_PATHS = ('/login', '/_nicegui', '/api/', '/favicon.ico')
+OPEN_PATHS = ('/login', '/_nicegui', '/api/', '/favicon.ico', '/healthz', '/metrics')  # /metrics: its token
 # The HTTP API's description: administrators only (it maps the attack surface; integrators get it from
 # an administrator or docs/integrations.md).
 ADMIN_PATHS = ('/docs', '/redoc', '/openapi.json')

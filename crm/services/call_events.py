@@ -139,7 +139,8 @@ def incoming(
             rings.append(Ring(replace(CallView.ringing(pop), others=others), operator_id))
     connection.execute(INSERT_CALLS, calls)
     before = {h.id: h.last_contact_at for found in holders.values() for h in found}
-    changed = [{'borrower': i, 'contact': at} for i, at in last_contact.items() if at != before[i]]
+    # in id order, as every batch that updates borrowers does: two processes' batches then cannot deadlock
+    changed = [{'borrower': i, 'contact': at} for i, at in sorted(last_contact.items()) if at != before[i]]
     if changed:
         connection.execute(UPDATE_LAST_CONTACT, changed)
     outcome.notifications += contacts_changed(session, join_contacts(session, contacts, limits=limits))

@@ -11,7 +11,9 @@ decode → claim the idempotency key → the handler registered for the event ty
   of consecutive events of its type at once (a burst of incoming calls is recorded set-wise).
 - **Parking.** An event that arrives before what it is about (``answered`` before ``incoming``) is
   returned by its handler as ``parked`` and waits under its subject (``inbound_events.call_id``); when a
-  handler reports that subject as ``appeared``, the parked events are applied, oldest first.
+  handler reports that subject as ``appeared``, the parked events are applied, oldest first. Two
+  processes — one parking, one making the subject appear — take turns (``parking_turn``), so a parked
+  event is never left waiting for a subject that appeared in the other process's transaction.
 - **Dead letters.** A body that cannot be decoded, or an event whose handler fails on a bug, gets a reason
   instead of None; the bus adapter dead-letters it. A run that fails as a whole is retried event by event
   in savepoints, so only the event at fault is dead-lettered. A database that is away is not a reason:
@@ -28,7 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 
 # The database is away or the link to it broke: nothing of the batch is done, it comes again.
 DATABASE_AWAY = (OperationalError, InterfaceError)
+PARKING_LOCK = 230_905_002  # the advisory lock key of ``parking_turn``
 
 
 @dataclass
@@ -189,6 +192,15 @@ class InboundRouter:
         if not fresh:
             return None
         outcome = route.handler(session, fresh)
+        if outcome.parked and parking_turn(session, shared=False):
+            # the subject may have appeared in another process since the handler looked: look again
+            again = route.handler(session, outcome.parked)
+            outcome = Outcome(
+                outcome.notifications + again.notifications,
+                again.parked,
+                outcome.stored + again.stored,
+                outcome.appeared + again.appeared,
+            )
         for status, held in (('parked', outcome.parked), ('stored', outcome.stored)):
             if held:
                 keys = [idempotency_key(event_type, event) for event in held]
@@ -227,6 +239,7 @@ class InboundRouter:
     def _apply_parked(self, session: Session, subjects: Sequence[str]) -> list[Notification]:
         """Events that came before their subject, applied now that it is there (oldest first)."""
         notifications: list[Notification] = []
+        parking_turn(session, shared=True)
         parked = session.scalars(
             select(InboundEvent)
             .where(InboundEvent.call_id.in_(subjects), InboundEvent.status == 'parked')
@@ -252,6 +265,21 @@ class InboundRouter:
             run = [item]
         if run:
             yield run
+
+
+def parking_turn(session: Session, *, shared: bool) -> bool:
+    """Until this transaction ends: a process about to park an event (``shared=False``) and the ones
+    making subjects appear (``shared=True``, among themselves at once) take turns; True when it waited
+    for its turn (PostgreSQL: a transaction-level advisory lock; SQLite has one writer at a time anyway).
+
+    The parker looks for the subject again after its turn came, so it sees a subject committed by then;
+    one whose transaction takes its turn later sees the parked event committed. So none is left parked.
+    """
+    if session.get_bind().dialect.name != 'postgresql':
+        return False
+    lock = func.pg_advisory_xact_lock_shared if shared else func.pg_advisory_xact_lock
+    session.execute(select(lock(PARKING_LOCK)))
+    return True
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, cast
 
@@ -121,18 +121,25 @@ def ledger(session: Session, borrower_ids: Sequence[int], since: datetime) -> di
 
 
 # --- the token bucket -----------------------------------------------------------------------------------
+# How far the clocks of the cluster's hosts may differ (NTP keeps them within milliseconds): a refill
+# stamped less than this ahead of a process's clock was another process's; more is a clock set back.
+CLOCK_SKEW = timedelta(seconds=5)
+
+
 @dataclass
 class TokenBucket:
     """A channel's row of ``send_rates``, locked for the claim's transaction and refilled to now.
 
     Refilled by the time elapsed × the rate, at most one second's worth (the burst). The row lock makes
-    the claims of all processes take turns, so the rate holds for the cluster.
+    the claims of all processes take turns, so the rate holds for the cluster; the refill moment never
+    moves back for a clock a little behind another's (``CLOCK_SKEW``), so hosts' clocks that differ
+    cannot add the difference again at every turn.
     """
 
     channel: str
     tokens: float
     refilled_at: datetime
-    set_back: bool = False  # the stored refill was ahead of this clock: restart it from now
+    set_back: bool = False  # the stored refill was far ahead of this clock (set back): restart it from now
 
     @property
     def whole(self) -> int:
@@ -153,10 +160,15 @@ class TokenBucket:
                 SendRate.channel,
             )
             row = session.connection().execute(read).one()
-        # A clock behind the last refill (another process's, or one set back) adds nothing, and the
-        # refill starts again from its now: a clock set back must not stall the channel.
+        stored = min(burst, float(row.tokens))
+        if now < row.refilled_at <= now + CLOCK_SKEW:
+            # another process's clock is a little ahead: its refill stands and this one adds nothing, so
+            # the refill moment only ever moves forward and the skew is never counted twice as time
+            return cls(channel, stored, row.refilled_at)
+        # A clock far behind the last refill (set back) adds nothing, and the refill starts again from
+        # its now: a clock set back must not stall the channel.
         elapsed = max(0.0, (now - row.refilled_at).total_seconds())
-        return cls(channel, min(burst, float(row.tokens) + elapsed * rate), now, row.refilled_at > now)
+        return cls(channel, min(burst, stored + elapsed * rate), now, row.refilled_at > now)
 
     def spend(self, session: Session, count: int) -> None:
         """Take ``count`` tokens; nothing is written when none were taken (the stored state still holds)."""
