@@ -72,11 +72,28 @@ def bench_database_url(name: str, sqlite_path: Path) -> str:
         for suffix in ('', '-wal', '-shm'):
             Path(f'{sqlite_path}{suffix}').unlink(missing_ok=True)
         return f'sqlite:///{sqlite_path}'
+    return sibling_database(url, name)
+
+
+def sibling_database(url: str, suffix: str) -> str:
+    """The PostgreSQL database ``<its name>_<suffix>`` beside the one ``url`` names, created if missing and
+    emptied: for a test or benchmark that writes so much it must not share the suite's database."""
     parsed = make_url(url)
-    own = parsed.set(database=f'{parsed.database}_{name}').render_as_string(hide_password=False)
+    own = parsed.set(database=f'{parsed.database}_{suffix}').render_as_string(hide_password=False)
     create_database_if_missing(own)
     reset_postgres_schema(own)
     return own
+
+
+def drop_database(url: str) -> None:
+    """Drop a database :func:`sibling_database` made (its connections closed first)."""
+    parsed = make_url(url)
+    admin = make_engine(parsed.set(database='postgres').render_as_string(hide_password=False))
+    try:
+        with admin.connect().execution_options(isolation_level='AUTOCOMMIT') as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+    finally:
+        admin.dispose()
 
 
 def purge_events_queue(amqp_url: str) -> int:

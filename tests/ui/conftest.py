@@ -68,3 +68,10 @@ async def until(condition, timeout: float = 10.0) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError('the page did not update in time')
+
+
+async def never(condition, during: float = 2.0) -> None:
+    """A negative: ``condition`` stays false for ``during`` seconds (what a page might still do by then)."""
+    for _ in range(int(during / 0.05)):
+        assert not condition(), 'the page did what it should not'
+        await asyncio.sleep(0.05)

@@ -16,7 +16,7 @@ from crm.db.models import User as UserRow
 from crm.domain.messages import PASSWORD_MASK
 from crm.integrations import account
 from tests.conftest import TEST_API_TOKEN, set_app_env
-from tests.factories import make_borrower, unique, unique_phone
+from tests.factories import make_borrower, make_user, unique, unique_phone
 from tests.ui.conftest import WAIT, log_in, until
 from tests.ui.test_screen_pop import sees
 
@@ -155,8 +155,9 @@ async def test_a_refusal_on_sending_keeps_the_dialog_and_the_text(user: User, se
 async def test_the_password_goes_by_sms_and_is_never_shown(user: User, sessions, monkeypatch) -> None:
     password = f'Pw{unique()}xQz'
     monkeypatch.setattr(account, 'new_password', lambda length=10: password)  # the embedded site's
-    borrower = debtor(sessions, 'operator5', contact_refused=True)  # a password is no collection contact
-    await open_card(user, 'operator5', borrower)
+    person = make_user(sessions, password='operator')  # no other test's call rings for a new operator
+    borrower = debtor(sessions, person.login, contact_refused=True)  # a password is no collection contact
+    await open_card(user, person.login, borrower)
     user.find(kind=ui.button, content='Отправить пароль ЛК').click()
     await user.should_see('получит только заёмщик', retries=WAIT)
     user.find(marker='password-send').click()

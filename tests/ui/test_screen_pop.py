@@ -12,7 +12,7 @@ from crm.db.models import User as UserRow
 from crm.domain import Role
 from tests.conftest import TEST_API_TOKEN, TEST_NOW
 from tests.factories import make_borrower, make_user, unique, unique_phone
-from tests.ui.conftest import WAIT, log_in, until
+from tests.ui.conftest import WAIT, log_in, never, until
 
 AUTH = {'Authorization': f'Bearer {TEST_API_TOKEN}'}
 
@@ -22,14 +22,14 @@ async def post_event(user: User, **body) -> None:
     assert response.status_code == 202, response.text
 
 
-async def ring(user: User, phone: str, extension: str) -> str:
+async def ring(user: User, phone: str, extension: str, at: str = '2026-11-26T10:00:00+03:00') -> str:
     call_id = f'ui-{unique()}'
     await post_event(
         user,
         type='telephony.call.incoming',
         call_id=call_id,
         to_extension=extension,
-        at='2026-11-26T10:00:00+03:00',
+        at=at,
         **{'from': phone},
     )
     return call_id
@@ -159,3 +159,42 @@ async def test_operator_cannot_change_the_legal_status(user: User, sessions) -> 
     await log_in(user, 'operator1', 'operator', path=f'/borrower/{borrower.id}')
     await user.should_see('Неизменный', retries=WAIT)
     await user.should_not_see('Правовой статус')
+
+
+async def test_a_call_ringing_when_the_page_is_drawn_pops_its_card(user: User, sessions) -> None:
+    """The tab was away (loading, or reloading on another process after its own died) when the call rang:
+    the page drawn meanwhile shows the caller's card and the ringing call, as the pop would have."""
+    phone = unique_phone()
+    caller = make_borrower(sessions, last='Пропущенный', first='Глеб', phones=(phone,))
+    operator = make_user(sessions, role=Role.OPERATOR)
+    await user.open('/login')  # the app (and its bus) is up; the operator has no tab yet
+    await ring(user, phone, operator.extension or '', at=TEST_NOW.isoformat())  # the app's clock starts there
+    await log_in(user, operator.login, 'secret')
+    await user.should_see('Входящий звонок — снимите трубку', retries=WAIT)
+    await until(lambda: sees(user, f'PIN: {caller.pin}'))  # the card, not only the call panel
+
+
+async def test_an_answered_call_does_not_take_over_a_page_drawn_later(user: User, sessions) -> None:
+    phone = unique_phone()
+    caller = make_borrower(sessions, last='Отвеченный', first='Ян', phones=(phone,))
+    operator = make_user(sessions, role=Role.OPERATOR)
+    await user.open('/login')
+    call_id = await ring(user, phone, operator.extension or '', at=TEST_NOW.isoformat())
+    answered = (TEST_NOW + timedelta(seconds=5)).isoformat()
+    await post_event(user, type='telephony.call.answered', call_id=call_id, at=answered)
+    await log_in(user, operator.login, 'secret')
+    await user.should_see('Мои заёмщики', retries=WAIT)
+    await until(lambda: panel_says(user, 'Отвеченный Ян Тестович'))  # the call panel names the caller
+    await never(lambda: sees(user, f'PIN: {caller.pin}'))  # the operator's page, not the card
+
+
+async def test_a_ring_whose_end_never_came_does_not_cover_a_page_hours_later(user: User, sessions) -> None:
+    phone = unique_phone()
+    caller = make_borrower(sessions, last='Забытый', first='Лев', phones=(phone,))
+    operator = make_user(sessions, role=Role.OPERATOR)
+    await user.open('/login')
+    await ring(user, phone, operator.extension or '', at=(TEST_NOW - timedelta(hours=2)).isoformat())
+    await log_in(user, operator.login, 'secret')
+    await user.should_see('Мои заёмщики', retries=WAIT)
+    await until(lambda: panel_says(user, 'Забытый Лев Тестович'))  # the page has read the call
+    await never(lambda: sees(user, f'PIN: {caller.pin}'))

@@ -66,6 +66,8 @@ async def test_a_reset_shows_the_temporary_password_once_and_block_unblock(user:
     (shown,) = [e for e in user.find(kind=ui.input).elements if e.props.get('label') == 'Временный пароль']
     assert len(shown.value) >= 12
     await user.should_see('сменит пароль', retries=WAIT)
+    # the list is redrawn after the reset: wait for the target's row to be back before clicking in it
+    await until(lambda: _has(user, f'block-{target.login}'))
     user.find(marker=f'block-{target.login}').click()
     await user.should_see('Пользователь заблокирован', retries=WAIT)
     await until(lambda: _has(user, f'unblock-{target.login}'))

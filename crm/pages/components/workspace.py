@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 
 from nicegui import ui
@@ -26,6 +27,7 @@ from crm.domain.notifications import (
     RequestsChanged,
     ScreenPop,
 )
+from crm.domain.telephony import CallState
 from crm.pages.components import (
     bureau_panel,
     call_panel,
@@ -48,6 +50,9 @@ from crm.services.sessions import HEARTBEAT_S
 from crm.services.views import BorrowerCard, Phone, SearchResult
 
 log = logging.getLogger(__name__)
+# a call ringing longer than this when a page is drawn is one whose end never came (a PBX rings for well
+# under a minute): its card is not put over the page
+MISSED_RING = timedelta(seconds=90)
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,18 @@ class Workspace:
         await self.operator_state.start()
         token = session_token()
         ui.timer(HEARTBEAT_S, lambda: self._heartbeat(token))
+        await self._pop_missed()
+
+    async def _pop_missed(self) -> None:
+        """A call still ringing when the page is drawn pops its card, as the ring would have: its screen pop
+        went to no tab of this page (it was loading, or reloading after its process died)."""
+        call = self.call
+        if call is None or call.state != CallState.RINGING or call.borrower_id is None:
+            return
+        if self.services.clock() - call.started_at > MISSED_RING:  # its end was lost: no card over the page
+            return
+        if self.card is None or self.card.id != call.borrower_id:
+            await self.show_card(call.borrower_id)
 
     async def _heartbeat(self, token: str | None) -> None:
         """An open tab keeps its session in use; an ended one (logout elsewhere, idle) leads to the login."""
