@@ -38,12 +38,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.*
 
 from live_app import prepare_vhost
+from sqlalchemy import Engine
 
 from crm.db.engine import make_engine
 from crm.db.migrate import create_database_if_missing, upgrade
-from tests.chaos_cluster import chaos_cluster
+from tests.chaos_cluster import ChaosCluster, chaos_cluster
 from tests.chaos_scenarios import (
     START,
+    Base,
     IdleTab,
     events_scenario,
     load_base,
@@ -87,16 +89,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
-    database_url = os.environ.get('CRM_CHAOS_DATABASE_URL') or DATABASE_URL
-    given_amqp_url = os.environ.get('CRM_CHAOS_AMQP_URL')
-    create_database_if_missing(database_url)
-    reset_postgres_schema(database_url)
-    upgrade(database_url)
-    if given_amqp_url:
-        amqp_url = given_amqp_url
-        purge_events_queue(amqp_url)
-    else:  # a vhost of its own (made with rabbitmqctl), so no other app takes its events
-        amqp_url = prepare_vhost(BROKER_URL, VHOST)
+    database_url, amqp_url = prepare_services()
     engine = make_engine(database_url)
     base = load_base(engine, borrowers=500, reports=args.events // 6, mailing=args.sms)
     log.info('loaded run %s', base.tag)
@@ -127,46 +120,68 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             tunnel_timeout=args.tunnel_timeout,
         ) as cluster:
             log.info('cluster up at %s in %.1f s', cluster.url, time.monotonic() - started)
-            idle = IdleTab(cluster, browser, engine, base, node='node1')
-            log.info('scenario events')
-            report['events'] = events_scenario(
-                cluster,
-                engine,
-                amqp_url,
-                base,
-                total=args.events,
-                rate=args.rate,
-                broker_cut_s=args.broker_cut_s,
-                database_outage_s=args.db_outage_s,
-                broker_node='node2',
-                killed_node=f'node{args.nodes}',
-            )
-            log.info('scenario mailing')
-            system = services_system(database_url, engine)
-            report['mailing'] = mailing_scenario(
-                cluster,
-                engine,
-                system,
-                gateway,
-                base,
-                gateway_down_s=args.gateway_down_s,
-                killed_node='node2',
-            )
-            log.info('scenario reconnect')
-            report['reconnect'] = reconnect_scenario(
-                cluster, browser, engine, amqp_url, base, node=f'node{args.nodes}', spare='node1'
-            )
-            log.info('scenario idle')
-            report['idle'] = idle.finish(
-                amqp_url, idle_s=args.idle_s, session_idle_minutes=args.session_idle_minutes
-            )
-            report['cluster_log'] = _relative(cluster.events, cluster.created)
-            report['servers_at_end'] = cluster.servers()
+            report |= scenarios(args, cluster, browser, engine, database_url, amqp_url, base, gateway)
         browser.close()
     engine.dispose()
     report['seconds'] = round(time.monotonic() - started, 1)
     report['passed'] = all(report[name]['passed'] for name in ('events', 'mailing', 'reconnect', 'idle'))
     report['machine'] = machine(load_before)
+    return report
+
+
+def prepare_services() -> tuple[str, str]:
+    """The script's own database (emptied and migrated) and broker URL (its events queue empty)."""
+    database_url = os.environ.get('CRM_CHAOS_DATABASE_URL') or DATABASE_URL
+    create_database_if_missing(database_url)
+    reset_postgres_schema(database_url)
+    upgrade(database_url)
+    given_amqp_url = os.environ.get('CRM_CHAOS_AMQP_URL')
+    if given_amqp_url:
+        purge_events_queue(given_amqp_url)
+        return database_url, given_amqp_url
+    # a vhost of its own (made with rabbitmqctl), so no other app takes its events
+    return database_url, prepare_vhost(BROKER_URL, VHOST)
+
+
+def scenarios(
+    args: argparse.Namespace,
+    cluster: ChaosCluster,
+    browser: Any,
+    engine: Engine,
+    database_url: str,
+    amqp_url: str,
+    base: Base,
+    gateway: SmsGatewayProcess,
+) -> dict[str, Any]:
+    """The four scenarios one after another, the idle tab open through the other three."""
+    report: dict[str, Any] = {}
+    idle = IdleTab(cluster, browser, engine, base, node='node1')
+    log.info('scenario events')
+    report['events'] = events_scenario(
+        cluster,
+        engine,
+        amqp_url,
+        base,
+        total=args.events,
+        rate=args.rate,
+        broker_cut_s=args.broker_cut_s,
+        database_outage_s=args.db_outage_s,
+        broker_node='node2',
+        killed_node=f'node{args.nodes}',
+    )
+    log.info('scenario mailing')
+    system = services_system(database_url, engine)
+    report['mailing'] = mailing_scenario(
+        cluster, engine, system, gateway, base, gateway_down_s=args.gateway_down_s, killed_node='node2'
+    )
+    log.info('scenario reconnect')
+    report['reconnect'] = reconnect_scenario(
+        cluster, browser, engine, amqp_url, base, node=f'node{args.nodes}', spare='node1'
+    )
+    log.info('scenario idle')
+    report['idle'] = idle.finish(amqp_url, idle_s=args.idle_s, session_idle_minutes=args.session_idle_minutes)
+    report['cluster_log'] = _relative(cluster.events, cluster.created)
+    report['servers_at_end'] = cluster.servers()
     return report
 
 

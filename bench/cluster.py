@@ -210,25 +210,7 @@ def prepare_database(url: str, args: argparse.Namespace) -> Fixture:
             phones = session.execute(select(BorrowerPhone.borrower_id, BorrowerPhone.phone)).all()
     finally:
         engine.dispose()
-    names = {row.id: f'{row.last_name} {row.first_name} {row.middle_name}' for row in rows if row.middle_name}
-    count: dict[str, int] = {}
-    for name in names.values():
-        count[name] = count.get(name, 0) + 1
-    holders: dict[str, set[int]] = {}
-    for borrower_id, phone in phones:
-        holders.setdefault(phone, set()).add(borrower_id)
-    taken: set[int] = set()
-    for phone, ids in sorted(holders.items()):
-        if len(ids) != 1:
-            continue
-        (one,) = ids
-        if one in taken or one not in names:
-            continue
-        borrower_id = one
-        if count[names[borrower_id]] != 1 or not NAME_RE.fullmatch(names[borrower_id]):
-            continue
-        taken.add(borrower_id)
-        fixture.targets.append(Target(borrower_id, names[borrower_id], phone))
+    fixture.targets.extend(ringable(rows, phones))
     random.Random(SEED).shuffle(fixture.targets)
     log.info(
         'database ready in %.1f s: %d borrowers, %d operators, %d supervisors, %d borrowers to ring',
@@ -239,6 +221,31 @@ def prepare_database(url: str, args: argparse.Namespace) -> Fixture:
         len(fixture.targets),
     )
     return fixture
+
+
+def ringable(rows: Sequence[Any], phones: Sequence[Any]) -> list[Target]:
+    """The borrowers a call can name without doubt: a phone only they have, a three-part full name only
+    they have."""
+    names = {row.id: f'{row.last_name} {row.first_name} {row.middle_name}' for row in rows if row.middle_name}
+    count: dict[str, int] = {}
+    for name in names.values():
+        count[name] = count.get(name, 0) + 1
+    holders: dict[str, set[int]] = {}
+    for borrower_id, phone in phones:
+        holders.setdefault(phone, set()).add(borrower_id)
+    taken: set[int] = set()
+    targets = []
+    for phone, ids in sorted(holders.items()):
+        if len(ids) != 1:
+            continue
+        (borrower_id,) = ids
+        if borrower_id in taken or borrower_id not in names:
+            continue
+        if count[names[borrower_id]] != 1 or not NAME_RE.fullmatch(names[borrower_id]):
+            continue
+        taken.add(borrower_id)
+        targets.append(Target(borrower_id, names[borrower_id], phone))
+    return targets
 
 
 def mint_ticket(sessions: Any, person: Person) -> str:
@@ -607,6 +614,16 @@ class Bench:
             await asyncio.sleep(0.1)
             self.loop_lag_ms.append((time.monotonic() - before - 0.1) * 1000)
 
+    async def free_operators(self, free_at: dict[str | None, float]) -> list[str | None]:
+        """The extensions whose last call and wrap-up are over (waiting, and counting, until there is one)."""
+        while True:
+            now = time.monotonic()
+            free = [ext for ext, at in free_at.items() if at <= now]
+            if free:
+                return free
+            self.no_free_operator += 1
+            await asyncio.sleep(0.05)
+
     async def ring(self) -> None:
         """`--rate` calls a second for `--duration-s`, each to a random operator free of calls."""
         rng = random.Random(SEED)
@@ -640,14 +657,7 @@ class Bench:
                 delay = slot - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                while True:
-                    now = time.monotonic()
-                    free = [ext for ext, at in free_at.items() if at <= now]
-                    if free:
-                        break
-                    self.no_free_operator += 1
-                    await asyncio.sleep(0.05)
-                extension = rng.choice(free)
+                extension = rng.choice(await self.free_operators(free_at))
                 assert extension is not None
                 try:
                     target = next(targets)

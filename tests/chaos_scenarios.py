@@ -422,21 +422,7 @@ def events_scenario(
     dead = dead_letters(amqp_url) - dead_before
     deadlocks = cluster.count_in_logs('DeadlockDetected: deadlock detected') - deadlocks_before
     redeliveries = cluster.count_in_logs('redelivering in') - redeliveries_before
-    kinds_report: dict[str, Any] = {}
-    for kind, sent in published.items():
-        distinct = found[kind]['distinct']
-        doubled = found[kind]['rows'] - distinct
-        if kind == 'calls':
-            doubled += found['call_history']['rows'] - found['call_history']['distinct']
-        if kind == 'payments':
-            doubled += max(0, found['payment_history']['rows'] - distinct)
-            doubled += max(0, found['debt_lowered_by']['rows'] - distinct)
-        kinds_report[kind] = {
-            'published': sent,
-            'effects': distinct,
-            'lost': sent - distinct,
-            'doubled': doubled,
-        }
+    kinds_report = _by_kind(published, found)
     lost = sum(k['lost'] for k in kinds_report.values())
     doubled = sum(k['doubled'] for k in kinds_report.values())
     servers = cluster.servers()
@@ -455,6 +441,22 @@ def events_scenario(
         'servers_after': servers,
         'passed': lost == 0 and doubled == 0 and dead == 0,
     }
+
+
+def _by_kind(published: dict[str, int], found: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """Per kind of event: published, effects found, lost, doubled (a second row, history line or debt
+    decrease for one event)."""
+    report: dict[str, dict[str, int]] = {}
+    for kind, sent in published.items():
+        distinct = found[kind]['distinct']
+        doubled = found[kind]['rows'] - distinct
+        if kind == 'calls':
+            doubled += found['call_history']['rows'] - found['call_history']['distinct']
+        if kind == 'payments':
+            doubled += max(0, found['payment_history']['rows'] - distinct)
+            doubled += max(0, found['debt_lowered_by']['rows'] - distinct)
+        report[kind] = {'published': sent, 'effects': distinct, 'lost': sent - distinct, 'doubled': doubled}
+    return report
 
 
 def _since(t0: float) -> float:
@@ -509,18 +511,10 @@ def mailing_scenario(
     faults: dict[str, Any] = {'gateway_503': {'from_s': 0.0, 'seconds': gateway_down_s}}
     total = base.mailing_size
 
-    def statuses() -> dict[str, int]:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                text('SELECT status, count(*) FROM outbox_messages WHERE mailing_id = :m GROUP BY status'),
-                {'m': mailing.id},
-            )
-            return {status: int(n) for status, n in rows}
-
     killed = False
     last, moved, finished_s = '', time.monotonic(), None
     while True:
-        now = statuses()
+        now = _outbox_statuses(engine, mailing.id)
         done = now.get('sent', 0) + now.get('delivered', 0)
         if not killed and done >= total / 3:
             killed = True
@@ -537,16 +531,11 @@ def mailing_scenario(
         elif time.monotonic() - moved > settle_s:
             break
         time.sleep(0.5)
-    with engine.connect() as connection:
-        keys = set(
-            connection.execute(
-                text('SELECT key FROM outbox_messages WHERE mailing_id = :m'), {'m': mailing.id}
-            ).scalars()
-        )
+    keys = _outbox_keys(engine, mailing.id)
     after = gateway.stats()
     taken = [(id_, to) for id_, to in gateway.accepted() if id_ in keys]
     taken_ids = {id_ for id_, _ in taken}
-    final = statuses()
+    final = _outbox_statuses(engine, mailing.id)
     sent_rows = final.get('sent', 0) + final.get('delivered', 0)
     repeats = after['duplicates'] - before['duplicates']
     return {
@@ -564,6 +553,21 @@ def mailing_scenario(
         'faults': faults,
         'passed': sent_rows == total == len(taken_ids) == len(keys) == len({to for _, to in taken}),
     }
+
+
+def _outbox_statuses(engine: Engine, mailing_id: int) -> dict[str, int]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text('SELECT status, count(*) FROM outbox_messages WHERE mailing_id = :m GROUP BY status'),
+            {'m': mailing_id},
+        )
+        return {status: int(n) for status, n in rows}
+
+
+def _outbox_keys(engine: Engine, mailing_id: int) -> set[str]:
+    with engine.connect() as connection:
+        query = text('SELECT key FROM outbox_messages WHERE mailing_id = :m')
+        return set(connection.execute(query, {'m': mailing_id}).scalars())
 
 
 # --- 3 and 4. browsers ------------------------------------------------------------------------------

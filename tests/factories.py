@@ -6,9 +6,10 @@ import itertools
 from datetime import date
 from decimal import Decimal
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm.db.models import Borrower, BorrowerPhone, Loan, User
+from crm.db.models import Borrower, BorrowerPhone, Loan, User, UserGroup
 from crm.domain import Role
 from crm.domain.identifiers import inn_with_check_digits, name_key, snils_check_digits
 from crm.domain.passwords import hash_password
@@ -41,6 +42,17 @@ def make_user(
         )
         session.add(user)
     return user
+
+
+def make_operator_led_by(sessions: sessionmaker[Session], supervisor_login: str = 'supervisor') -> User:
+    """A new operator in the group the supervisor leads (the demo's ``supervisor`` by default): on their
+    «Мониторинг»."""
+    operator = make_user(sessions, role=Role.OPERATOR)
+    with sessions.begin() as session:
+        supervisor_id = session.scalar(select(User.id).where(User.login == supervisor_login))
+        group_id = session.scalar(select(UserGroup.id).where(UserGroup.supervisor_id == supervisor_id))
+        session.get_one(User, operator.id).group_id = group_id
+    return operator
 
 
 def make_borrower(

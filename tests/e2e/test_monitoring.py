@@ -4,21 +4,14 @@ the operator's row changes to «Входящий» without a reload, and the ope
 from __future__ import annotations
 
 from playwright.sync_api import expect
-from sqlalchemy import select
 
-from crm.db.models import User, UserGroup
-from crm.domain import Role
 from tests.e2e.conftest import log_in
 from tests.e2e.test_screen_pop import publish_incoming
-from tests.factories import make_borrower, make_user, unique_phone
+from tests.factories import make_borrower, make_operator_led_by, unique_phone
 
 
 def test_a_supervisor_watches_an_operator_take_a_call(app_url, browser, sessions, output_dir) -> None:
-    operator = make_user(sessions, role=Role.OPERATOR)
-    with sessions.begin() as session:  # into the group the demo's supervisor leads
-        supervisor_id = session.scalar(select(User.id).where(User.login == 'supervisor'))
-        group_id = session.scalar(select(UserGroup.id).where(UserGroup.supervisor_id == supervisor_id))
-        session.get(User, operator.id).group_id = group_id
+    operator = make_operator_led_by(sessions)
     phone = unique_phone()
     make_borrower(sessions, last='Наблюдаемый', first='Борис', phones=(phone,))
 

@@ -11,14 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import expect
-from sqlalchemy import select
 
-from crm.db.models import User, UserGroup
-from crm.domain import Role
 from tests.conftest import need_service
 from tests.e2e.conftest import log_in, running_app
 from tests.e2e.test_screen_pop import publish_incoming
-from tests.factories import make_borrower, make_user, unique_phone
+from tests.factories import make_borrower, make_operator_led_by, unique_phone
 
 WAIT_MS = 15_000  # two app processes and Chromium on a busy two-core machine
 
@@ -42,11 +39,7 @@ def two_apps(
 
 def test_a_dashboard_on_another_process_follows_the_operator(two_apps, browser, sessions, output_dir) -> None:
     app_a, app_b = two_apps
-    operator = make_user(sessions, role=Role.OPERATOR)
-    with sessions.begin() as session:  # into the group the demo's supervisor leads
-        supervisor_id = session.scalar(select(User.id).where(User.login == 'supervisor'))
-        group_id = session.scalar(select(UserGroup.id).where(UserGroup.supervisor_id == supervisor_id))
-        session.get(User, operator.id).group_id = group_id
+    operator = make_operator_led_by(sessions)
     phone = unique_phone()
     make_borrower(sessions, last='Дальний', first='Денис', phones=(phone,))
 
