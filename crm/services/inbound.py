@@ -18,6 +18,9 @@ decode → claim the idempotency key → the handler registered for the event ty
   instead of None; the bus adapter dead-letters it. A run that fails as a whole is retried event by event
   in savepoints, so only the event at fault is dead-lettered. A database that is away is not a reason:
   the error goes up and the whole batch comes again.
+- **Deadlocks.** Several processes apply batches at once, and batches of mixed events lock borrowers,
+  loans, chats and requests in differing orders: PostgreSQL then rolls one transaction back. That batch
+  is applied again at once (``ROLLBACK_RETRIES``), not handed back to the broker with a back-off.
 
 A new inbound event is a schema in ``event_schemas`` and a handler registered in bootstrap, nothing else.
 """
@@ -26,6 +29,8 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -47,6 +52,16 @@ log = logging.getLogger(__name__)
 # The database is away or the link to it broke: nothing of the batch is done, it comes again.
 DATABASE_AWAY = (OperationalError, InterfaceError)
 PARKING_LOCK = 230_905_002  # the advisory lock key of ``parking_turn``
+# PostgreSQL rolled the batch's transaction back whole to break a deadlock with another process's batch
+# (or a serialization failure): the same batch at once again almost always goes through, as the other
+# transaction has committed meanwhile. After these many tries it goes back to the broker.
+ROLLBACK_RETRIES = 4
+
+
+def rolled_back(error: OperationalError) -> bool:
+    """The database undid the whole transaction and asks for it again (SQLSTATE class 40: a deadlock's
+    victim, a serialization failure); nothing of it was done."""
+    return str(getattr(error.orig, 'sqlstate', None) or '').startswith('40')
 
 
 @dataclass
@@ -113,7 +128,29 @@ class InboundRouter:
                 outcomes[index] = f'no handler for event type {delivery.routing_key!r}'
                 continue
             parsed.append((index, delivery.routing_key, event))
-        notifications: list[Notification] = []
+        for attempt in range(1, ROLLBACK_RETRIES + 2):
+            applied, notifications = list(outcomes), list[Notification]()
+            try:
+                self._apply_parsed(parsed, applied, notifications)
+                break
+            except OperationalError as error:
+                if not rolled_back(error) or attempt > ROLLBACK_RETRIES:
+                    raise
+                log.info(
+                    'a batch of %d events was rolled back (%s); again, try %d',
+                    len(parsed),
+                    error.orig,
+                    attempt + 1,
+                )
+                time.sleep(random.uniform(0.0, 0.05 * attempt))  # apart from the transaction it met
+        self._notifier.publish(notifications)
+        return applied
+
+    def _apply_parsed(
+        self, parsed: list[_Parsed], outcomes: list[str | None], notifications: list[Notification]
+    ) -> None:
+        """The batch's effect: one event in one transaction; more in one transaction, a run of a batch
+        type at once, the rest (and a run that failed) each in a savepoint."""
         if len(parsed) == 1:  # the usual ring: one transaction, no savepoint (two round trips fewer)
             index, event_type, event = parsed[0]
             outcomes[index] = self._guarded(self._sessions.begin, event_type, event, notifications)
@@ -126,8 +163,6 @@ class InboundRouter:
                         outcomes[index] = self._guarded(
                             lambda: _savepoint(session), event_type, event, notifications
                         )
-        self._notifier.publish(notifications)
-        return outcomes
 
     def accept(self, event_type: str, body: dict) -> bool:
         """An event from the HTTP API: validated (BadEvent names the field), applied and committed.
