@@ -279,8 +279,15 @@ def dead_letters(amqp_url: str) -> int:
         connection.close()
 
 
-def ring(amqp_url: str, call_id: str, phone: str, extension: str) -> None:
-    body = {'call_id': call_id, 'from': phone, 'to_extension': extension, 'at': START.isoformat()}
+def ring(cluster: ChaosCluster, amqp_url: str, call_id: str, phone: str, extension: str) -> None:
+    """A call to ``extension`` now, by the cluster's clock (a ring minutes old would be one whose end
+    was lost: a page drawn later does not put its card up)."""
+    body = {
+        'call_id': call_id,
+        'from': phone,
+        'to_extension': extension,
+        'at': _cluster_now(cluster).isoformat(),
+    }
     publish_paced(amqp_url, [('telephony.call.incoming', body)], rate=1000)
 
 
@@ -643,7 +650,7 @@ def reconnect_scenario(
             node = home
         t0 = time.monotonic()
         cluster.kill(node)
-        ring(amqp_url, f'chaos-{base.tag}-reconnect', phone, person.extension)
+        ring(cluster, amqp_url, f'chaos-{base.tag}-reconnect', phone, person.extension)
         rang_s = _since(t0)
         live_s: float | None = None
         try:
@@ -699,7 +706,7 @@ class IdleTab:
             on_login = '/login' in self.page.url
             t0 = time.monotonic()
             _, phone, caller_name = self.caller
-            ring(amqp_url, f'chaos-{self.base.tag}-idle', phone, self.person.extension)
+            ring(self.cluster, amqp_url, f'chaos-{self.base.tag}-idle', phone, self.person.extension)
             panel, card = shows_call(self.page, caller_name, 15.0)
             pop_s = _since(t0) if panel and card else None
             still = bool(self.page.evaluate('window.__chaos === 1'))
