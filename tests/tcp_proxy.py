@@ -65,6 +65,10 @@ class TcpProxy:
                 self._kill(client)
                 continue
             upstream.settimeout(None)
+            for sock in (client, upstream):  # as the client and server do: without it, Nagle's algorithm
+                # and delayed ACKs hold each small write ~40 ms, and a transaction of many statements
+                # takes seconds through the proxy
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self._sockets.update((client, upstream))
                 self.accepted += 1
