@@ -233,14 +233,22 @@ class Dashboard:
         if cells is None:
             return
         seconds = max(0, int((now - row.since).total_seconds())) if row.since else 0
+        level_class = LEVEL_CLASSES[level(row.state, seconds, thresholds)]  # «Пороги», read with the figures
+        if cells.get('shown') == (row, level_class):  # most rows, most pushes: nothing to send
+            return
+        cells['shown'] = (row, level_class)
         cells['state'].set_text(reason_label(row.state, row.reason))
         cells['state'].classes(replace=f'rounded px-2 text-white bg-{STATE_COLORS[row.state]}')
-        time = cells['time']
-        time.set_text(elapsed_text(seconds) if row.since is not None else '—')
-        if row.since is not None:
-            time.props(f'data-state-elapsed={seconds} data-state-key="{row.state}-{row.since.isoformat()}"')
+        # the browser counts the seconds (STATE_TIMER_JS): the cell is sent again only when the state
+        # changes, not at every push — 100 rows × 20 viewers × every push would swamp the event loop
+        state_key = f'{row.state}-{row.since.isoformat()}' if row.since is not None else ''
+        if cells.get('state_key') != state_key:
+            cells['state_key'] = state_key
+            time = cells['time']
+            time.set_text(elapsed_text(seconds) if row.since is not None else '—')
+            if row.since is not None:
+                time.props(f'data-state-elapsed={seconds} data-state-key="{state_key}"')
         line = cells['line']
-        level_class = LEVEL_CLASSES[level(row.state, seconds, thresholds)]  # «Пороги», read with the figures
         line.classes(remove=' '.join(c for c in LEVEL_CLASSES if c), add=level_class)
         borrower = cells['borrower']
         borrower.set_text(row.borrower_name or '')
