@@ -24,7 +24,10 @@ log = logging.getLogger(__name__)
 
 FULL_PASS_EVERY_S = 60.0  # at most this often...
 QUIET_S = 2.0  # ...when the screens have had nothing for this long...
-AT_MOST_S = 600.0  # ...and at least this often, busy or not
+# ...and at least this often, busy or not: under constant pops it is never quiet, and ten minutes of
+# garbage (3 million objects with 100 tabs at 10 calls/s) took a pass of 7-11 s that dropped every
+# socket of the process (bench/cluster.py); a minute's took 0.5-0.8 s
+AT_MOST_S = 90.0
 CHECK_S = 1.0
 NEVER = 1_000_000_000  # young collections before a full one is considered: in effect, never
 
