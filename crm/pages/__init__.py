@@ -25,6 +25,7 @@ from crm.pages import (
     templates,
     users,
 )
+from crm.pages.element_cycles import release_deleted_elements
 from crm.pages.headers import SecurityHeaders
 from crm.pages.live import LiveHub
 from crm.pages.session import AuthMiddleware
@@ -32,6 +33,7 @@ from crm.pages.session import AuthMiddleware
 
 def register_pages(services: Services, hub: LiveHub) -> None:
     """Every page, behind the login middleware; pages with a live area register their tabs in ``hub``."""
+    release_deleted_elements()
     app.add_middleware(AuthMiddleware, sessions=services.sessions)
     app.add_middleware(SecurityHeaders)
     services.metrics.gauge('crm_ui_clients', 'Browser tabs connected to this process', _connected_tabs)

@@ -9,9 +9,6 @@ an admin change them (a supervisor sees them read-only).
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from decimal import Decimal
-from typing import Any
 
 from nicegui import Client, ui
 
@@ -19,11 +16,18 @@ from crm.bootstrap import Services
 from crm.domain import Role
 from crm.domain import formatting as fmt
 from crm.domain.actor import Actor
-from crm.domain.dashboard import LEVEL_CLASSES, Thresholds, level
 from crm.domain.formatting import OFFICE_TZ
-from crm.domain.operator_states import BREAK_REASONS, STATE_COLORS, STATE_LABELS, reason_label
+from crm.domain.operator_states import STATE_LABELS
 from crm.pages.components.dashboard_charts import DayCharts
 from crm.pages.components.dashboard_thresholds import open_thresholds
+from crm.pages.components.operator_line import (
+    COLUMNS,
+    GRID,
+    OperatorLine,
+    line_data,
+    percent_text,
+    seconds_text,
+)
 from crm.pages.components.operator_state import elapsed_text
 from crm.pages.dashboard_hub import DashboardHub
 from crm.pages.layout import frame
@@ -36,17 +40,12 @@ from crm.services.operator_day import OperatorDay
 log = logging.getLogger(__name__)
 
 ALL = 0
-NUMBER = 'minmax(3rem, 1fr)'  # a figure's column
 LEVEL_CSS = """
 .crm-level-1 { background: #fef9c3; }
 .crm-level-2 { background: #fed7aa; }
 .crm-level-3 { background: #fecaca; }
-.crm-mon-row > div { padding: 2px 6px; }
+.crm-mon-row > * { padding: 2px 6px; }
 """
-COLUMNS = (
-    'Сотрудник', 'Статус', 'В статусе', 'На линии', 'Вх.', 'Исх.', 'Дозв.', 'Разговор ср.',
-    'Постобр. ср.', 'SMS', 'E-mail', 'Обещания', 'Сумма', 'Собрано', 'Выполнено', '',
-)  # fmt: skip
 
 
 def register(services: Services, hub: LiveHub) -> None:
@@ -84,7 +83,7 @@ class Dashboard:
         self.client: Client | None = None
         self.groups = {g.id: g.name for g in groups}
         self.figures: DashboardFigures | None = None
-        self.cells: dict[int, dict[str, Any]] = {}
+        self.lines: dict[int, OperatorLine] = {}
         self.shown_ids: tuple[int, ...] = ()
         everything = 'Все группы' if actor.role == Role.ADMIN else 'Все мои группы'
         with ui.row().classes('items-center gap-4'):
@@ -147,7 +146,7 @@ class Dashboard:
         if ids != self.shown_ids:
             self._rebuild(rows)
         for row in rows:
-            self._fill(row, now, figures.thresholds)
+            self.lines[row.user_id].show(*line_data(row, now, figures.thresholds))
         self.charts.show(figures.hours)
 
     def _totals(self, figures: DashboardFigures, rows: list[OperatorRow]) -> None:
@@ -158,9 +157,9 @@ class Dashboard:
             *((STATE_LABELS[state], str(n), f'total-{state.value}') for state, n in summed.by_state),
             ('В очереди', str(figures.waiting), 'total-waiting'),
             ('Дольше всех ждёт', elapsed_text(figures.longest_wait_s), 'total-longest'),
-            ('Уровень сервиса', _percent(calls.service_level), 'total-service-level'),
-            ('Потерянные', _percent(calls.abandoned_percent), 'total-abandoned'),
-            ('Ср. время обработки', _seconds(calls.handle_avg_s), 'total-aht'),
+            ('Уровень сервиса', percent_text(calls.service_level), 'total-service-level'),
+            ('Потерянные', percent_text(calls.abandoned_percent), 'total-abandoned'),
+            ('Ср. время обработки', seconds_text(calls.handle_avg_s), 'total-aht'),
             ('Дозвоны (RPC)', str(summed.reached), 'total-rpc'),
             ('Обещания', f'{summed.promises} · {fmt.money(summed.promised)}', 'total-promises'),
             ('Собрано по обещаниям', fmt.money(summed.collected), 'total-collected'),
@@ -178,97 +177,17 @@ class Dashboard:
 
     def _rebuild(self, rows: list[OperatorRow]) -> None:
         self.table.clear()
-        self.cells.clear()
+        self.lines.clear()
         self.shown_ids = tuple(r.user_id for r in rows)
-        grid = f'grid-template-columns: 13rem 9rem 4rem 10rem repeat({len(COLUMNS) - 5}, {NUMBER}) 12rem'
         with self.table:
-            with (
-                ui.element('div')
-                .classes('grid w-full crm-mon-row text-xs font-medium text-gray-600 border-b')
-                .style(grid)
-            ):
-                for title in COLUMNS:
-                    ui.label(title)
+            header = ''.join(f'<div>{title}</div>' for title in COLUMNS)
+            ui.html(header, sanitize=False).classes(
+                'grid w-full crm-mon-row text-xs font-medium text-gray-600 border-b'
+            ).style(GRID)
             if not rows:
                 ui.label('Операторов нет').classes('p-3 text-gray-600')
             for row in rows:
-                self._line(row, grid)
-
-    def _line(self, row: OperatorRow, grid: str) -> None:
-        cells: dict[str, Any] = {}
-        line = ui.element('div').classes('grid w-full crm-mon-row text-sm items-center border-b').style(grid)
-        line.mark(f'monitoring-row-{row.user_id}')
-        with line:
-            ui.link(row.name).classes('truncate cursor-pointer').mark(f'monitoring-day-{row.user_id}').on(
-                'click', lambda u=row.user_id: self._day(u)
-            ).tooltip('Контакты за сегодня')
-            cells['state'] = (
-                ui.label('')
-                .classes('rounded px-2 text-white')
-                .mark(f'monitoring-state-{row.user_id}')
-                .props(f'data-testid=monitoring-state-{row.user_id}')
-            )
-            cells['time'] = ui.label('').classes('tabular-nums')
-            cells['borrower'] = (
-                ui.link('', '/').classes('truncate').mark(f'monitoring-borrower-{row.user_id}')
-            )
-            for key in ('in', 'out', 'reached', 'talk', 'wrap', 'sms', 'emails', 'promises', 'promised',
-                        'collected', 'kept'):  # fmt: skip
-                cells[key] = ui.label('').classes('tabular-nums')
-            with ui.row().classes('gap-1 no-wrap whitespace-nowrap'):
-                pause = ui.button('Перерыв').props('dense flat no-caps color=orange-9')
-                with pause.mark(f'monitoring-break-{row.user_id}'), ui.menu():
-                    for code, label in BREAK_REASONS.items():
-                        ui.menu_item(label, on_click=lambda c=code, u=row.user_id: self._break(u, c)).mark(
-                            f'monitoring-break-{row.user_id}-{code}'
-                        )
-                ui.button('Вывести из сети', on_click=lambda u=row.user_id: self._logout(u)).props(
-                    'dense flat no-caps color=negative'
-                ).mark(f'monitoring-logout-{row.user_id}')
-        cells['line'] = line
-        self.cells[row.user_id] = cells
-
-    def _fill(self, row: OperatorRow, now: datetime, thresholds: Thresholds) -> None:
-        cells = self.cells.get(row.user_id)
-        if cells is None:
-            return
-        seconds = max(0, int((now - row.since).total_seconds())) if row.since else 0
-        level_class = LEVEL_CLASSES[level(row.state, seconds, thresholds)]  # «Пороги», read with the figures
-        if cells.get('shown') == (row, level_class):  # most rows, most pushes: nothing to send
-            return
-        cells['shown'] = (row, level_class)
-        cells['state'].set_text(reason_label(row.state, row.reason))
-        cells['state'].classes(replace=f'rounded px-2 text-white bg-{STATE_COLORS[row.state]}')
-        # the browser counts the seconds (STATE_TIMER_JS): the cell is sent again only when the state
-        # changes, not at every push — 100 rows × 20 viewers × every push would swamp the event loop
-        state_key = f'{row.state}-{row.since.isoformat()}' if row.since is not None else ''
-        if cells.get('state_key') != state_key:
-            cells['state_key'] = state_key
-            time = cells['time']
-            time.set_text(elapsed_text(seconds) if row.since is not None else '—')
-            if row.since is not None:
-                time.props(f'data-state-elapsed={seconds} data-state-key="{state_key}"')
-        line = cells['line']
-        line.classes(remove=' '.join(c for c in LEVEL_CLASSES if c), add=level_class)
-        borrower = cells['borrower']
-        borrower.set_text(row.borrower_name or '')
-        if row.borrower_id is not None:
-            borrower.props(f'href=/borrower/{row.borrower_id}')
-        values = {
-            'in': str(row.calls_in),
-            'out': str(row.calls_out),
-            'reached': str(row.reached),
-            'talk': _seconds(row.talk_avg_s),
-            'wrap': _seconds(row.wrap_up_avg_s),
-            'sms': str(row.sms),
-            'emails': str(row.emails),
-            'promises': str(row.promises),
-            'promised': fmt.money(row.promised),
-            'collected': fmt.money(row.collected),
-            'kept': _percent(row.kept_percent),
-        }
-        for key, value in values.items():
-            cells[key].set_text(value)
+                self.lines[row.user_id] = OperatorLine(row.user_id, self._day, self._break, self._logout)
 
     async def _day(self, user_id: int) -> None:
         day = await attempt(self.services.operator_day.today, self.actor, user_id)
@@ -306,11 +225,3 @@ def operator_day_dialog(day: OperatorDay) -> None:
         with ui.row().classes('w-full justify-end'):
             ui.button('Закрыть', on_click=dialog.close).props('flat')
     dialog.open()
-
-
-def _seconds(value: int | None) -> str:
-    return '—' if value is None else elapsed_text(value)
-
-
-def _percent(value: Decimal | None) -> str:
-    return '—' if value is None else fmt.percent(value)

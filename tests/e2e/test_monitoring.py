@@ -3,8 +3,13 @@ the operator's row changes to «Входящий» without a reload, and the ope
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+
 from playwright.sync_api import expect
 
+from crm.db.models import OperatorStateRow
+from tests.conftest import TEST_NOW
 from tests.e2e.conftest import log_in
 from tests.e2e.test_screen_pop import publish_incoming
 from tests.factories import make_borrower, make_operator_led_by, unique_phone
@@ -36,3 +41,36 @@ def test_a_supervisor_watches_an_operator_take_a_call(app_url, browser, sessions
     finally:
         working.close()
         watching.close()
+
+
+def test_a_supervisor_puts_an_operator_on_a_break_from_the_row(app_url, browser, sessions) -> None:
+    """The row's own «Перерыв» menu (drawn by the browser from the row's data) and its ticking time."""
+    operator = make_operator_led_by(sessions)
+    now = TEST_NOW  # the app's clock starts there
+    with sessions.begin() as session:  # Готов for a minute, and seen lately: a break may be forced
+        session.add(
+            OperatorStateRow(
+                user_id=operator.id, state='ready', since=now - timedelta(minutes=1), updated_at=now,
+                last_seen_at=now + timedelta(hours=1),
+            )
+        )  # fmt: skip
+    watching = browser.new_context(viewport={'width': 1440, 'height': 900}, locale='ru-RU')
+    try:
+        supervisor = watching.new_page()
+        supervisor.goto(f'{app_url}/monitoring')
+        log_in(supervisor, 'supervisor', 'supervisor')
+        state = supervisor.get_by_test_id(f'monitoring-state-{operator.id}')
+        expect(state).to_have_text('Готов', timeout=10_000)
+        elapsed = supervisor.locator('[data-state-key^="ready-"]').first
+        expect(elapsed).to_have_text(re.compile(r'^\d+:\d\d'), timeout=5_000)
+        expect(elapsed).not_to_have_text(elapsed.inner_text(), timeout=3_000)  # counted by the browser
+
+        supervisor.get_by_test_id(f'monitoring-break-{operator.id}').click()
+        supervisor.get_by_test_id(f'monitoring-break-{operator.id}-lunch').click()
+        expect(state).to_have_text('Перерыв: обед', timeout=5_000)
+        expect(supervisor.get_by_text('Оператор переведён на перерыв')).to_be_visible()
+    finally:
+        watching.close()
+    with sessions() as session:
+        row = session.get(OperatorStateRow, operator.id)
+        assert row is not None and (row.state, row.reason) == ('break', 'lunch')

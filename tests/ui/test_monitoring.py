@@ -22,6 +22,13 @@ def text_of(user: User, marker: str) -> str:
         return ' '.join(str(getattr(e, 'text', '')) for e in found)
 
 
+def state_of(user: User, user_id: int) -> str:
+    """The state label an operator's «Мониторинг» row shows (the row is one element: its ``row`` data)."""
+    with user:
+        lines = user.find(marker=f'monitoring-row-{user_id}').elements
+        return ' '.join(str(line.props.get('row', {}).get('state', '')) for line in lines)
+
+
 def _any(user: User, marker: str) -> bool:
     """Whether the page has an element marked ``marker`` (``find`` raises when there is none)."""
     with user:
@@ -48,11 +55,11 @@ async def test_a_supervisor_sees_their_group_live_and_not_others(user: User, ses
     await log_in(user, supervisor.login, 'secret', path='/monitoring')
     await user.should_see('Мониторинг', retries=WAIT)
     await until(lambda: _any(user, f'monitoring-row-{mine.id}'))
-    assert 'Не в сети' in text_of(user, f'monitoring-state-{mine.id}')
+    assert 'Не в сети' in state_of(user, mine.id)
     assert not _any(user, f'monitoring-row-{other.id}')
 
     await ring(user, unique_phone(), mine.extension or '')  # the state moves on the bus, no reload
-    await until(lambda: 'Входящий' in text_of(user, f'monitoring-state-{mine.id}'), timeout=1.0)  # pushed
+    await until(lambda: 'Входящий' in state_of(user, mine.id), timeout=1.0)  # pushed
 
     status = {'queue': f'q{unique()}', 'waiting': 7, 'longest_wait_s': 65, 'at': '2026-11-26T12:00:00+03:00'}
     await post_event(user, type='telephony.queue.status', **status)  # the PBX's queue, through the API
@@ -66,9 +73,9 @@ async def test_an_admin_puts_an_operator_on_a_break_from_the_row(user: User, ses
         session.add(OperatorStateRow(user_id=operator.id, state='ready', since=TEST_NOW, updated_at=TEST_NOW))
     await log_in(user, admin.login, 'secret', path='/monitoring')
     await until(lambda: _any(user, f'monitoring-row-{operator.id}'))
-    assert 'Готов' in text_of(user, f'monitoring-state-{operator.id}')
-    user.find(marker=f'monitoring-break-{operator.id}-lunch').click()
-    await until(lambda: 'Перерыв: обед' in text_of(user, f'monitoring-state-{operator.id}'))
+    assert 'Готов' in state_of(user, operator.id)
+    user.find(marker=f'monitoring-row-{operator.id}').trigger('pause', 'lunch')  # its «Перерыв» menu
+    await until(lambda: 'Перерыв: обед' in state_of(user, operator.id))
     with sessions() as session:
         row = session.get(OperatorStateRow, operator.id)
         assert row is not None and (row.state, row.reason) == ('break', 'lunch')
@@ -87,8 +94,8 @@ async def test_a_supervisor_opens_an_operators_contacts_of_today(user: User, ses
             )
         )  # fmt: skip
     await log_in(user, supervisor.login, 'secret', path='/monitoring')
-    await until(lambda: _any(user, f'monitoring-day-{operator.id}'))
-    user.find(marker=f'monitoring-day-{operator.id}').trigger('click')
+    await until(lambda: _any(user, f'monitoring-row-{operator.id}'))
+    user.find(marker=f'monitoring-row-{operator.id}').trigger('day')  # the operator's name
     await user.should_see('Уточнил реквизиты', retries=WAIT)
     await user.should_see('Сегодняшний Тест Тестович', retries=WAIT)
     with sessions() as session:
