@@ -15,6 +15,7 @@ from crm.integrations.pbx_simulator import LINE_STATES, RECORDINGS_PATH, PbxSimu
 from crm.pages.layout import admin_frame
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import attempt, service
+from crm.pages.route import page
 from crm.pages.session import page_actor
 from crm.services.api_tokens import SCOPES
 from crm.services.result_codes import ResultCodeRow
@@ -33,7 +34,7 @@ def register_simulator(services: Services, hub: LiveHub, pbx: PbxSimulator) -> N
     def recording(call_id: str) -> Response:
         return Response(recording_wav(call_id), media_type='audio/wav')
 
-    @ui.page('/admin/pbx')
+    @page('/admin/pbx')
     async def simulator_page() -> None:
         actor = page_actor(Role.ADMIN)
         if actor is None:
@@ -114,7 +115,7 @@ def calls_table(pbx: PbxSimulator) -> None:
 
 
 def register_tokens(services: Services, hub: LiveHub) -> None:
-    @ui.page('/admin/tokens')
+    @page('/admin/tokens')
     async def tokens_page() -> None:
         actor = page_actor(Role.ADMIN)
         if actor is None:
@@ -180,7 +181,7 @@ def register_tokens(services: Services, hub: LiveHub) -> None:
 
 
 def register_results(services: Services, hub: LiveHub) -> None:
-    @ui.page('/admin/results')
+    @page('/admin/results')
     async def results_page() -> None:
         actor = page_actor(Role.ADMIN)
         if actor is None:

@@ -20,6 +20,7 @@ from crm.pages.components.paging import page_number
 from crm.pages.layout import admin_frame
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import attempt
+from crm.pages.route import page
 from crm.pages.session import page_actor
 from crm.services.audit_views import AuditFilters, AuditPage
 
@@ -59,7 +60,7 @@ def table_rows(page: AuditPage) -> list[dict[str, Any]]:
 
 
 def register(services: Services, hub: LiveHub) -> None:
-    @ui.page('/admin/audit')
+    @page('/admin/audit')
     async def audit_page() -> None:
         actor = page_actor(Role.ADMIN)
         if actor is None:

@@ -13,6 +13,7 @@ from crm.pages.components.paging import page_number
 from crm.pages.layout import frame
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import attempt, service
+from crm.pages.route import page
 from crm.pages.session import page_actor
 from crm.services.views import SORTS, ListQuery, Page
 
@@ -69,7 +70,7 @@ def pagination_props(query: ListQuery, page: Page) -> dict:
 
 
 def register(services: Services, hub: LiveHub) -> None:
-    @ui.page('/')
+    @page('/')
     async def borrower_list() -> None:
         actor = page_actor()
         if actor is None:

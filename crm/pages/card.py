@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from nicegui import ui
-
 from crm.bootstrap import Services
 from crm.pages.errors import not_found, valid_id
 from crm.pages.layout import frame
 from crm.pages.live import LiveHub
+from crm.pages.route import page
 from crm.pages.session import page_actor
 
 
 def register(services: Services, hub: LiveHub) -> None:
-    @ui.page('/borrower/{borrower_id}')
+    @page('/borrower/{borrower_id}')
     async def card_page(borrower_id: int) -> None:
         actor = page_actor()
         if actor is None:

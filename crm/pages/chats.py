@@ -25,6 +25,7 @@ from crm.pages.components.coalesce import Coalesced
 from crm.pages.layout import admin_frame, frame
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import attempt, service
+from crm.pages.route import page
 from crm.pages.session import page_actor
 from crm.services.chat_views import ChatSummary, Inbox
 
@@ -32,7 +33,7 @@ PREVIEW = 120  # characters of the last message shown in a list
 
 
 def register(services: Services, hub: LiveHub) -> None:
-    @ui.page('/chats')
+    @page('/chats')
     async def chats_page() -> None:
         actor = page_actor()
         if actor is None:
@@ -176,7 +177,7 @@ def _preview(text: str | None) -> str:
 
 
 def register_simulator(services: Services, hub: LiveHub, simulator: ChatSimulator) -> None:
-    @ui.page('/chat-simulator')
+    @page('/chat-simulator')
     async def simulator_page() -> None:
         actor = page_actor(Role.ADMIN)
         if actor is None:

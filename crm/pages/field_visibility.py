@@ -12,6 +12,7 @@ from crm.domain.field_visibility import FIELD_LABELS, MODE_LABELS, ROLE_LABELS, 
 from crm.pages.layout import admin_frame
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import attempt, service
+from crm.pages.route import page
 from crm.pages.session import page_actor
 
 ABOUT = (
@@ -23,7 +24,7 @@ MODE_OPTIONS = {mode.value: MODE_LABELS[mode] for mode in Mode}
 
 
 def register(services: Services, hub: LiveHub) -> None:
-    @ui.page('/admin/fields')
+    @page('/admin/fields')
     async def fields_page() -> None:
         actor = page_actor(Role.ADMIN)
         if actor is None:

@@ -12,6 +12,7 @@ from crm.bootstrap import Services
 from crm.domain.errors import LoginFailed
 from crm.pages.layout import BRAND_COLOR
 from crm.pages.off_loop import service
+from crm.pages.route import page
 from crm.pages.session import COOKIE, safe_redirect, session_token, set_session_cookie
 
 
@@ -36,7 +37,7 @@ def register(services: Services) -> None:
         response.delete_cookie(COOKIE, path='/')
         return response
 
-    @ui.page('/login')
+    @page('/login')
     async def login_page(redirect_to: str = '/') -> RedirectResponse | None:
         target = safe_redirect(redirect_to)
         if await service(sessions.resolve, session_token()) is not None:

@@ -28,6 +28,7 @@ from crm.pages.errors import not_found, valid_id
 from crm.pages.layout import frame
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import attempt, service
+from crm.pages.route import page
 from crm.pages.session import page_actor
 from crm.services.mailing_law import TEXT_RULE, SegmentPreview
 from crm.services.mailing_views import MailingReport, MailingView
@@ -53,7 +54,7 @@ PROGRESS_CELL = (
 
 
 def register(services: Services, hub: LiveHub) -> None:
-    @ui.page('/mailings')
+    @page('/mailings')
     async def list_page() -> None:
         actor = page_actor(*MANAGERS)
         if actor is None:
@@ -78,7 +79,7 @@ def register(services: Services, hub: LiveHub) -> None:
         await Live(hub, load, lambda _: True).start()
         await workspace.start()
 
-    @ui.page('/mailings/new')
+    @page('/mailings/new')
     async def new_page() -> None:
         actor = page_actor(*MANAGERS)
         if actor is None:
@@ -91,7 +92,7 @@ def register(services: Services, hub: LiveHub) -> None:
         await form.load_templates()
         await workspace.start()
 
-    @ui.page('/mailings/{mailing_id}')
+    @page('/mailings/{mailing_id}')
     async def mailing_page(mailing_id: int) -> None:
         actor = page_actor(*MANAGERS)
         if actor is None:

@@ -33,6 +33,7 @@ from crm.pages.dashboard_hub import DashboardHub
 from crm.pages.layout import frame
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import attempt, service
+from crm.pages.route import page
 from crm.pages.session import page_actor
 from crm.services.dashboard import DashboardFigures, GroupChoice, OperatorRow, team
 from crm.services.operator_day import OperatorDay
@@ -45,6 +46,7 @@ LEVEL_CSS = """
 .crm-level-2 { background: #fed7aa; }
 .crm-level-3 { background: #fecaca; }
 .crm-mon-row > * { padding: 2px 6px; }
+.crm-mon-line { content-visibility: auto; contain-intrinsic-size: auto 34px; }
 """
 
 
@@ -57,7 +59,7 @@ def register(services: Services, hub: LiveHub) -> None:
         'crm_dashboard_ticks_total', 'Dashboard figure reads (ticks) here', lambda: dashboards.ticks
     )
 
-    @ui.page('/monitoring')
+    @page('/monitoring')
     async def monitoring_page() -> None:
         actor = page_actor(Role.SUPERVISOR, Role.ADMIN)
         if actor is None:
@@ -147,7 +149,7 @@ class Dashboard:
             self._rebuild(rows)
         for row in rows:
             self.lines[row.user_id].show(*line_data(row, now, figures.thresholds))
-        self.charts.show(figures.hours)
+        self.charts.show(figures.hours, now)
 
     def _totals(self, figures: DashboardFigures, rows: list[OperatorRow]) -> None:
         """The cards on top: drawn once, then only their values change (a push sends just those)."""

@@ -22,6 +22,7 @@ from crm.pages.components.paging import page_number
 from crm.pages.layout import admin_frame
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import attempt
+from crm.pages.route import page
 from crm.pages.session import page_actor
 from crm.services.outbox_views import OutboxDetail, OutboxFilters, OutboxPage
 
@@ -76,7 +77,7 @@ def table_rows(page: OutboxPage) -> list[dict[str, Any]]:
 
 
 def register(services: Services, hub: LiveHub) -> None:
-    @ui.page('/admin/outbox')
+    @page('/admin/outbox')
     async def outbox_page() -> None:
         actor = page_actor(Role.ADMIN, Role.SUPERVISOR)
         if actor is None:

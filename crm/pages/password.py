@@ -10,11 +10,12 @@ from crm.domain.password_policy import describe
 from crm.pages.layout import BRAND_COLOR
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import attempt
+from crm.pages.route import page
 from crm.pages.session import PASSWORD_PATH, page_actor, safe_redirect
 
 
 def register(services: Services, hub: LiveHub) -> None:
-    @ui.page(PASSWORD_PATH)
+    @page(PASSWORD_PATH)
     async def password_page(redirect_to: str = '/') -> None:
         actor = page_actor()
         if actor is None:

@@ -14,6 +14,7 @@ from crm.domain.text import plural
 from crm.pages.layout import admin_frame
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import attempt, service
+from crm.pages.route import page
 from crm.pages.session import page_actor
 from crm.services.portfolios import MODE_LABELS, UNASSIGNED, Mode, OperatorLoad, PortfolioResult
 from crm.services.segments import Segment, parse_money
@@ -22,7 +23,7 @@ ANY = -1  # «Любой» current operator
 
 
 def register(services: Services, hub: LiveHub) -> None:
-    @ui.page('/admin/portfolio')
+    @page('/admin/portfolio')
     async def portfolio_page() -> None:
         actor = page_actor(Role.ADMIN)
         if actor is None:

@@ -17,6 +17,7 @@ from crm.domain.products import PRICE_BASE_LABELS, PRODUCT_KINDS, PriceBase, Pro
 from crm.pages.layout import admin_frame
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import service
+from crm.pages.route import page
 from crm.pages.session import page_actor
 from crm.services.product_views import ProductView
 
@@ -223,7 +224,7 @@ def product_row(product: ProductView, edit: Callable[[ProductView], None]) -> No
 
 
 def register(services: Services, hub: LiveHub) -> None:
-    @ui.page('/admin/products')
+    @page('/admin/products')
     async def products_page() -> None:
         actor = page_actor(Role.ADMIN)
         if actor is None:

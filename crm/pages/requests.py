@@ -30,6 +30,7 @@ from crm.pages.components.request_dialog import (
 from crm.pages.layout import frame
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import attempt, service
+from crm.pages.route import page
 from crm.pages.session import page_actor
 from crm.services.request_views import DEADLINES, SORTS, RequestFilters, RequestPage, RequestRow
 
@@ -102,7 +103,7 @@ def table_rows(page: RequestPage, actor: Actor) -> list[dict[str, Any]]:
 
 
 def register(services: Services, hub: LiveHub) -> None:
-    @ui.page('/requests')
+    @page('/requests')
     async def requests_page() -> None:
         actor = page_actor()
         if actor is None:

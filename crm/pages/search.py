@@ -13,6 +13,7 @@ from crm.domain.identifiers import format_passport, format_phone
 from crm.pages.layout import frame, search_box, search_url
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import service
+from crm.pages.route import page
 from crm.pages.session import page_actor
 from crm.services.views import BorrowerRow
 
@@ -71,7 +72,7 @@ async def show_results(services: Services, actor: Actor, text: str, archive: boo
 
 
 def register(services: Services, hub: LiveHub) -> None:
-    @ui.page('/search')
+    @page('/search')
     async def search_page(q: str = '', archive: str = '') -> None:
         actor = page_actor()
         if actor is None:

@@ -18,6 +18,7 @@ from crm.domain.sms_text import MAX_PARTS
 from crm.pages.layout import admin_frame
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import service
+from crm.pages.route import page
 from crm.pages.session import page_actor
 from crm.services.templates import VARIABLES, TemplateDraft, TemplatePreview, TemplateView
 
@@ -278,7 +279,7 @@ def template_row(template: TemplateView, edit: Callable[[TemplateView], None]) -
 
 
 def register(services: Services, hub: LiveHub) -> None:
-    @ui.page('/admin/templates')
+    @page('/admin/templates')
     async def templates_page() -> None:
         actor = page_actor(Role.ADMIN)
         if actor is None:

@@ -15,6 +15,7 @@ from crm.domain.actor import Actor
 from crm.pages.layout import admin_frame
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import attempt, service
+from crm.pages.route import page
 from crm.pages.session import page_actor
 from crm.services.user_groups import GroupRow
 from crm.services.users import STATUS_LABELS, NewPassword, UserDraft, UserRow
@@ -25,7 +26,7 @@ Refresh = Callable[[], Awaitable[None]]
 
 
 def register(services: Services, hub: LiveHub) -> None:
-    @ui.page('/admin/users')
+    @page('/admin/users')
     async def users_page() -> None:
         actor = page_actor(Role.ADMIN)
         if actor is None:

@@ -26,7 +26,7 @@ FIGURES = ('Вх.', 'Исх.', 'Дозв.', 'Разговор ср.', 'Пост�
 COLUMNS = ('Сотрудник', 'Статус', 'В статусе', 'На линии', *FIGURES, '')
 GRID = f'grid-template-columns: 13rem 9rem 4rem 10rem repeat({len(FIGURES)}, minmax(3rem, 1fr)) 12rem'
 TICKING = ('time', 'elapsed')  # counted by the browser (STATE_TIMER_JS)
-ROW_CLASSES = 'grid w-full crm-mon-row text-sm items-center border-b'
+ROW_CLASSES = 'crm-mon-line grid w-full crm-mon-row text-sm items-center border-b'
 
 
 def line_data(row: OperatorRow, now: datetime, thresholds: Thresholds) -> tuple[dict[str, Any], str]:
