@@ -17,6 +17,8 @@ from crm.log_privacy import keep_personal_data_out_of_logs
 from crm.pages import register_pages
 from crm.pages.live import LiveHub
 
+RECONNECT_S = 30.0
+
 
 def serve(system: bootstrap.System, hub: LiveHub) -> None:
     """Tie the system's lifecycle to the web server's: it starts and stops with it."""
@@ -64,7 +66,10 @@ def main() -> None:
         show=False,
         reload=False,
         favicon='💼',
-        reconnect_timeout=10,
+        # NiceGUI derives the socket's ping from this: every 0.8× (24 s), answered within 0.4× (12 s). At
+        # 10 s a tab that could not answer within 4 s — a browser or a process busy for a moment — was cut
+        # and reloaded; a page is also kept this long for a tab that comes back
+        reconnect_timeout=RECONNECT_S,
         fastapi_docs=True,
     )
 

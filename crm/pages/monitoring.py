@@ -20,10 +20,9 @@ from crm.domain.formatting import OFFICE_TZ
 from crm.domain.operator_states import STATE_LABELS
 from crm.pages.components.dashboard_charts import DayCharts
 from crm.pages.components.dashboard_thresholds import open_thresholds
-from crm.pages.components.operator_line import (
-    COLUMNS,
-    GRID,
-    OperatorLine,
+from crm.pages.components.monitoring_board import (
+    MonitoringBoard,
+    Total,
     line_data,
     percent_text,
     seconds_text,
@@ -85,8 +84,6 @@ class Dashboard:
         self.client: Client | None = None
         self.groups = {g.id: g.name for g in groups}
         self.figures: DashboardFigures | None = None
-        self.lines: dict[int, OperatorLine] = {}
-        self.shown_ids: tuple[int, ...] = ()
         everything = 'Все группы' if actor.role == Role.ADMIN else 'Все мои группы'
         with ui.row().classes('items-center gap-4'):
             self.group = (
@@ -99,7 +96,6 @@ class Dashboard:
                 .classes('w-64')
                 .mark('monitoring-group')
             )
-            self.updated = ui.label('').classes('text-xs text-gray-500').mark('monitoring-updated')
             ui.button('Пороги', icon='tune', on_click=lambda: open_thresholds(services, actor)).props(
                 'flat no-caps'
             ).mark('monitoring-thresholds').tooltip('Пороги времени в статусе: когда строка окрашивается')
@@ -107,9 +103,7 @@ class Dashboard:
             ui.label('Вы не руководите ни одной группой: операторов для мониторинга нет').classes(
                 'text-gray-600'
             )
-        self.totals = ui.row().classes('gap-3 flex-wrap').mark('monitoring-totals')
-        self.total_values: dict[str, ui.label] = {}
-        self.table = ui.column().classes('w-full gap-0 bg-white rounded shadow-sm overflow-x-auto')
+        self.board = MonitoringBoard(self._day, self._break, self._logout)
         self.charts = DayCharts()
 
     def attach(self, client: Client) -> None:
@@ -142,54 +136,12 @@ class Dashboard:
             return
         rows = self.visible(figures)
         now = self.services.clock()
-        self.updated.set_text(f'Обновлено в {now.astimezone(OFFICE_TZ):%H:%M:%S}')
-        self._totals(figures, rows)
-        ids = tuple(r.user_id for r in rows)
-        if ids != self.shown_ids:
-            self._rebuild(rows)
-        for row in rows:
-            self.lines[row.user_id].show(*line_data(row, now, figures.thresholds))
+        self.board.show(
+            [line_data(row, now, figures.thresholds) for row in rows],
+            _totals(figures, rows),
+            f'Обновлено в {now.astimezone(OFFICE_TZ):%H:%M:%S}',
+        )
         self.charts.show(figures.hours, now)
-
-    def _totals(self, figures: DashboardFigures, rows: list[OperatorRow]) -> None:
-        """The cards on top: drawn once, then only their values change (a push sends just those)."""
-        summed = team(rows)
-        calls = figures.calls
-        items = [
-            *((STATE_LABELS[state], str(n), f'total-{state.value}') for state, n in summed.by_state),
-            ('В очереди', str(figures.waiting), 'total-waiting'),
-            ('Дольше всех ждёт', elapsed_text(figures.longest_wait_s), 'total-longest'),
-            ('Уровень сервиса', percent_text(calls.service_level), 'total-service-level'),
-            ('Потерянные', percent_text(calls.abandoned_percent), 'total-abandoned'),
-            ('Ср. время обработки', seconds_text(calls.handle_avg_s), 'total-aht'),
-            ('Дозвоны (RPC)', str(summed.reached), 'total-rpc'),
-            ('Обещания', f'{summed.promises} · {fmt.money(summed.promised)}', 'total-promises'),
-            ('Собрано по обещаниям', fmt.money(summed.collected), 'total-collected'),
-            ('Платежи сегодня', fmt.money(calls.payments), 'total-payments'),
-            ('Отказы по 230-ФЗ', str(calls.refusals), 'total-refusals'),
-        ]
-        for label, value, marker in items:
-            shown = self.total_values.get(marker)
-            if shown is None:
-                with self.totals, ui.card().classes('px-3 py-2 gap-0'):
-                    ui.label(label).classes('text-xs text-gray-500')
-                    shown = ui.label('').classes('text-lg font-semibold tabular-nums').mark(marker)
-                self.total_values[marker] = shown
-            shown.set_text(value)
-
-    def _rebuild(self, rows: list[OperatorRow]) -> None:
-        self.table.clear()
-        self.lines.clear()
-        self.shown_ids = tuple(r.user_id for r in rows)
-        with self.table:
-            header = ''.join(f'<div>{title}</div>' for title in COLUMNS)
-            ui.html(header, sanitize=False).classes(
-                'grid w-full crm-mon-row text-xs font-medium text-gray-600 border-b'
-            ).style(GRID)
-            if not rows:
-                ui.label('Операторов нет').classes('p-3 text-gray-600')
-            for row in rows:
-                self.lines[row.user_id] = OperatorLine(row.user_id, self._day, self._break, self._logout)
 
     async def _day(self, user_id: int) -> None:
         day = await attempt(self.services.operator_day.today, self.actor, user_id)
@@ -203,6 +155,25 @@ class Dashboard:
     async def _logout(self, user_id: int) -> None:
         if await attempt(self.services.operator_states.force_logout, self.actor, user_id) is not None:
             ui.notify('Оператор выведен из сети', type='positive')
+
+
+def _totals(figures: DashboardFigures, rows: list[OperatorRow]) -> list[Total]:
+    """The cards on top, for the operators shown."""
+    summed = team(rows)
+    calls = figures.calls
+    return [
+        *((STATE_LABELS[state], str(n), f'total-{state.value}') for state, n in summed.by_state),
+        ('В очереди', str(figures.waiting), 'total-waiting'),
+        ('Дольше всех ждёт', elapsed_text(figures.longest_wait_s), 'total-longest'),
+        ('Уровень сервиса', percent_text(calls.service_level), 'total-service-level'),
+        ('Потерянные', percent_text(calls.abandoned_percent), 'total-abandoned'),
+        ('Ср. время обработки', seconds_text(calls.handle_avg_s), 'total-aht'),
+        ('Дозвоны (RPC)', str(summed.reached), 'total-rpc'),
+        ('Обещания', f'{summed.promises} · {fmt.money(summed.promised)}', 'total-promises'),
+        ('Собрано по обещаниям', fmt.money(summed.collected), 'total-collected'),
+        ('Платежи сегодня', fmt.money(calls.payments), 'total-payments'),
+        ('Отказы по 230-ФЗ', str(calls.refusals), 'total-refusals'),
+    ]
 
 
 def operator_day_dialog(day: OperatorDay) -> None:

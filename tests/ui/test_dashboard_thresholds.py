@@ -17,7 +17,7 @@ from crm.domain import Role
 from tests.conftest import TEST_NOW
 from tests.factories import make_user
 from tests.ui.conftest import WAIT, log_in, until
-from tests.ui.test_monitoring import _any
+from tests.ui.test_monitoring import _any, board, has_row
 
 
 @pytest.fixture(autouse=True)
@@ -38,8 +38,7 @@ def element(user: User, marker: str) -> ui.element:
 
 def level_of(user: User, user_id: int) -> str:
     """The row's colour class ('' when not coloured)."""
-    classes = element(user, f'monitoring-row-{user_id}').classes
-    return next((c for c in classes if c.startswith('crm-level-')), '')
+    return str(board(user).rows[user_id]['level'])
 
 
 def fill(user: User, state: str, warn: str, alert: str, critical: str) -> None:
@@ -64,7 +63,7 @@ async def test_an_admin_recolours_a_row_by_saving_thresholds(user: User, session
             )
         )  # fmt: skip
     await log_in(user, admin.login, 'secret', path='/monitoring')
-    await until(lambda: _any(user, f'monitoring-row-{operator.id}'))
+    await until(lambda: has_row(user, operator.id))
     assert level_of(user, operator.id) == ''
 
     user.find(marker='monitoring-thresholds').click()

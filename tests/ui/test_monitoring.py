@@ -10,23 +10,29 @@ from sqlalchemy import select
 from crm.db.models import AuditEntry, Communication, OperatorStateRow, UserGroup
 from crm.db.models import User as UserRow
 from crm.domain import Role
+from crm.pages.components.monitoring_board import MonitoringBoard
 from tests.conftest import TEST_NOW
 from tests.factories import make_borrower, make_user, unique, unique_phone
 from tests.ui.conftest import WAIT, log_in, until
 from tests.ui.test_screen_pop import post_event, ring
 
 
-def text_of(user: User, marker: str) -> str:
+def board(user: User) -> MonitoringBoard:
+    """The dashboard's live part: one element, its rows and totals as last sent to the browser."""
     with user:
-        found = user.find(marker=marker).elements
-        return ' '.join(str(getattr(e, 'text', '')) for e in found)
+        (found,) = user.find(marker='monitoring-board').elements
+        assert isinstance(found, MonitoringBoard)
+        return found
+
+
+def has_row(user: User, user_id: int) -> bool:
+    return _any(user, 'monitoring-board') and user_id in board(user).rows
 
 
 def state_of(user: User, user_id: int) -> str:
-    """The state label an operator's «Мониторинг» row shows (the row is one element: its ``row`` data)."""
-    with user:
-        lines = user.find(marker=f'monitoring-row-{user_id}').elements
-        return ' '.join(str(line.props.get('row', {}).get('state', '')) for line in lines)
+    """The state label an operator's row shows."""
+    row = board(user).rows.get(user_id)
+    return '' if row is None else str(row['state'])
 
 
 def _any(user: User, marker: str) -> bool:
@@ -54,16 +60,16 @@ async def test_a_supervisor_sees_their_group_live_and_not_others(user: User, ses
 
     await log_in(user, supervisor.login, 'secret', path='/monitoring')
     await user.should_see('Мониторинг', retries=WAIT)
-    await until(lambda: _any(user, f'monitoring-row-{mine.id}'))
+    await until(lambda: has_row(user, mine.id))
     assert 'Не в сети' in state_of(user, mine.id)
-    assert not _any(user, f'monitoring-row-{other.id}')
+    assert not has_row(user, other.id)
 
     await ring(user, unique_phone(), mine.extension or '')  # the state moves on the bus, no reload
     await until(lambda: 'Входящий' in state_of(user, mine.id), timeout=1.0)  # pushed
 
     status = {'queue': f'q{unique()}', 'waiting': 7, 'longest_wait_s': 65, 'at': '2026-11-26T12:00:00+03:00'}
     await post_event(user, type='telephony.queue.status', **status)  # the PBX's queue, through the API
-    await until(lambda: '1:05' in text_of(user, 'total-longest'), timeout=2.0)
+    await until(lambda: board(user).totals.get('total-longest') == '1:05', timeout=2.0)
 
 
 async def test_an_admin_puts_an_operator_on_a_break_from_the_row(user: User, sessions) -> None:
@@ -72,9 +78,9 @@ async def test_an_admin_puts_an_operator_on_a_break_from_the_row(user: User, ses
     with sessions.begin() as session:  # Готов: a break may be forced
         session.add(OperatorStateRow(user_id=operator.id, state='ready', since=TEST_NOW, updated_at=TEST_NOW))
     await log_in(user, admin.login, 'secret', path='/monitoring')
-    await until(lambda: _any(user, f'monitoring-row-{operator.id}'))
+    await until(lambda: has_row(user, operator.id))
     assert 'Готов' in state_of(user, operator.id)
-    user.find(marker=f'monitoring-row-{operator.id}').trigger('pause', 'lunch')  # its «Перерыв» menu
+    user.find(marker='monitoring-board').trigger('pause', [operator.id, 'lunch'])  # the row's «Перерыв» menu
     await until(lambda: 'Перерыв: обед' in state_of(user, operator.id))
     with sessions() as session:
         row = session.get(OperatorStateRow, operator.id)
@@ -94,8 +100,8 @@ async def test_a_supervisor_opens_an_operators_contacts_of_today(user: User, ses
             )
         )  # fmt: skip
     await log_in(user, supervisor.login, 'secret', path='/monitoring')
-    await until(lambda: _any(user, f'monitoring-row-{operator.id}'))
-    user.find(marker=f'monitoring-row-{operator.id}').trigger('day')  # the operator's name
+    await until(lambda: has_row(user, operator.id))
+    user.find(marker='monitoring-board').trigger('day', operator.id)  # the operator's name
     await user.should_see('Уточнил реквизиты', retries=WAIT)
     await user.should_see('Сегодняшний Тест Тестович', retries=WAIT)
     with sessions() as session:
