@@ -15,17 +15,23 @@ from tests.e2e.test_screen_pop import publish_incoming
 from tests.factories import make_borrower, make_operator_led_by, unique_phone
 
 
+def supervisor_dashboard(browser, app_url: str):
+    """A context (close it) and its page: the demo supervisor logged in on «Мониторинг»."""
+    watching = browser.new_context(viewport={'width': 1440, 'height': 900}, locale='ru-RU')
+    supervisor = watching.new_page()
+    supervisor.goto(f'{app_url}/monitoring')
+    log_in(supervisor, 'supervisor', 'supervisor')
+    return watching, supervisor
+
+
 def test_a_supervisor_watches_an_operator_take_a_call(app_url, browser, sessions, output_dir) -> None:
     operator = make_operator_led_by(sessions)
     phone = unique_phone()
     make_borrower(sessions, last='Наблюдаемый', first='Борис', phones=(phone,))
 
-    watching = browser.new_context(viewport={'width': 1440, 'height': 900}, locale='ru-RU')
+    watching, supervisor = supervisor_dashboard(browser, app_url)
     working = browser.new_context(viewport={'width': 1280, 'height': 800}, locale='ru-RU')
     try:
-        supervisor = watching.new_page()
-        supervisor.goto(f'{app_url}/monitoring')
-        log_in(supervisor, 'supervisor', 'supervisor')
         row = supervisor.get_by_test_id(f'monitoring-state-{operator.id}')
         expect(row).to_be_visible(timeout=10_000)
 
@@ -54,14 +60,11 @@ def test_a_supervisor_puts_an_operator_on_a_break_from_the_row(app_url, browser,
                 last_seen_at=now + timedelta(hours=1),
             )
         )  # fmt: skip
-    watching = browser.new_context(viewport={'width': 1440, 'height': 900}, locale='ru-RU')
+    watching, supervisor = supervisor_dashboard(browser, app_url)
     try:
-        supervisor = watching.new_page()
-        supervisor.goto(f'{app_url}/monitoring')
-        log_in(supervisor, 'supervisor', 'supervisor')
         state = supervisor.get_by_test_id(f'monitoring-state-{operator.id}')
         expect(state).to_have_text('Готов', timeout=10_000)
-        elapsed = supervisor.locator('[data-state-key^="ready-"]').first
+        elapsed = supervisor.get_by_test_id(f'monitoring-row-{operator.id}').locator('[data-state-elapsed]')
         expect(elapsed).to_have_text(re.compile(r'^\d+:\d\d'), timeout=5_000)
         expect(elapsed).not_to_have_text(elapsed.inner_text(), timeout=3_000)  # counted by the browser
 
