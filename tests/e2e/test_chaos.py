@@ -86,7 +86,7 @@ def chaos(database_url: str, browser: Any, tmp_path_factory: pytest.TempPathFact
             amqp_url=amqp_url,
             var_dir=tmp_path_factory.mktemp('chaos'),
             env=env,
-            tunnel_timeout='5s',  # shorter than NiceGUI's 24 s ping: HAProxy cuts an idle websocket
+            tunnel_timeout='5s',  # shorter than NiceGUI's 8 s ping: HAProxy cuts an idle websocket
         ) as cluster:
             state = Chaos(cluster, engine, database_url, amqp_url, base, gateway)
             state.idle = IdleTab(cluster, browser, engine, base, node='node1')  # never killed

@@ -11,7 +11,6 @@ from sqlalchemy import select
 
 from crm.db.models import Chat, Communication, MessageTemplate
 from crm.db.models import User as UserRow
-from crm.pages.components.live_count import LiveCount
 from tests.conftest import TEST_NOW
 from tests.factories import make_borrower, make_user, unique, unique_phone
 from tests.ui.conftest import WAIT, log_in, until
@@ -68,11 +67,11 @@ def has(user: User, marker: str) -> bool:
 def badge(user: User) -> int | None:
     """The header's count (0 when hidden), or None before the tab loaded it."""
     with user:
-        found = list(ElementFilter(kind=LiveCount, marker='chat-unread'))
+        found = list(ElementFilter(kind=ui.badge, marker='chat-unread'))
     if not found:
         return None
     (count,) = found
-    return count.count
+    return int(count.text) if count.visible and count.text else 0
 
 
 async def test_a_message_arrives_live_on_the_open_card_and_is_answered(user: User, sessions) -> None:

@@ -25,7 +25,6 @@ from crm.bootstrap import Services
 from crm.domain import formatting as fmt
 from crm.domain.actor import Actor
 from crm.domain.notifications import ChatChanged
-from crm.pages.components.live_count import LiveCount
 from crm.pages.components.promise_panel import promise_dialog
 from crm.pages.off_loop import attempt, service
 from crm.services.chat_views import ChatLine, Conversation
@@ -101,10 +100,12 @@ class ChatBadge:
     def __init__(self) -> None:
         with ui.link(target='/chats').classes('text-white no-underline opacity-90 crm-chat-link'):
             ui.label('Чаты')
-            self.count = LiveCount('red').mark('chat-unread')
+            self.count = ui.badge('', color='red').props('rounded').mark('chat-unread')
+        self.count.set_visibility(False)
 
     def show(self, count: int) -> None:
-        self.count.show(count)
+        self.count.set_text(str(count))
+        self.count.set_visibility(count > 0)
 
 
 class Answering:

@@ -14,7 +14,6 @@ from nicegui import ui
 from crm.bootstrap import Services
 from crm.domain.actor import Actor
 from crm.domain.notifications import RequestsChanged
-from crm.pages.components.live_count import LiveCount
 from crm.pages.off_loop import service
 
 RequestListener = Callable[[RequestsChanged], Awaitable[None]]
@@ -26,12 +25,14 @@ class RequestBadge:
     def __init__(self) -> None:
         with ui.link(target='/requests').classes('text-white no-underline opacity-90 crm-chat-link'):
             ui.label('Обращения')
-            self.count = LiveCount('orange').mark('requests-new')
+            self.count = ui.badge('', color='orange').props('rounded').mark('requests-new')
+        self.count.set_visibility(False)
         self.shown: int | None = None
 
     def show(self, count: int) -> None:
         self.shown = count
-        self.count.show(count)
+        self.count.set_text(str(count))
+        self.count.set_visibility(count > 0)
 
 
 class RequestHost(Protocol):
