@@ -23,7 +23,6 @@ from crm.pages.components.dashboard_thresholds import open_thresholds
 from crm.pages.components.monitoring_board import (
     MonitoringBoard,
     Total,
-    line_data,
     percent_text,
     seconds_text,
 )
@@ -137,7 +136,7 @@ class Dashboard:
         rows = self.visible(figures)
         now = self.services.clock()
         self.board.show(
-            [line_data(row, now, figures.thresholds) for row in rows],
+            [self.hub.lines.line(row, now, figures.thresholds) for row in rows],
             _totals(figures, rows),
             f'Обновлено в {now.astimezone(OFFICE_TZ):%H:%M:%S}',
         )

@@ -292,6 +292,33 @@ async def test_a_tick_costs_the_same_statements_for_1_and_for_20_dashboards(syst
     assert measured[0] <= 12
 
 
+async def test_state_changes_heard_within_the_push_gap_go_out_together(system, sessions) -> None:
+    """The first change goes out at once; the ones heard in the gap after it, in one push at its end."""
+    import asyncio
+
+    from crm.domain.notifications import OperatorStateChanged
+
+    operators = [make_user(sessions, role=Role.OPERATOR) for _ in range(3)]
+    hub = DashboardHub(system.services, LiveHub(), tick_s=3600, push_gap_s=1.0)
+    pushes: list[dict[int, OperatorState]] = []
+
+    async def viewer(figures: DashboardFigures) -> None:
+        pushes.append({row.user_id: row.state for row in figures.operators if row.user_id in ids})
+
+    ids = {operator.id for operator in operators}
+    await hub.tick()
+    hub._viewers['v'] = viewer
+    for operator in operators:
+        hub.on_notification(OperatorStateChanged(operator.id, OperatorState.BREAK, 'lunch', NOW, None))
+        await asyncio.sleep(0.01)
+    assert [sum(state == OperatorState.BREAK for state in push.values()) for push in pushes] == [1]
+    for _ in range(50):
+        if len(pushes) == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert [sum(state == OperatorState.BREAK for state in push.values()) for push in pushes] == [1, 3]
+
+
 class EventsOnly:
     """What the PBX simulator publishes (it needs nothing else of a bus here)."""
 

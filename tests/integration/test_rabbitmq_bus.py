@@ -327,3 +327,47 @@ def test_an_unreachable_broker_fails_start_with_one_clear_line(names: QueueNames
     message = str(error.value)
     assert message.startswith('CRM_AMQP_URL=amqp://guest:***@127.0.0.1:1/')
     assert 'secret' not in message and '\n' not in message
+
+
+def publish_sms_statuses(bus: RabbitBus, first: int, count: int) -> None:
+    for n in range(first, first + count):
+        bus.publish_event(
+            'sms.status', {'message_id': f'm-{n}', 'status': 'delivered', 'at': '2024-05-01T10:00:00'}
+        )
+
+
+def test_one_process_at_a_time_consumes_the_events_and_another_takes_over(
+    make_bus: Callable[..., RabbitBus], names: QueueNames, broker: Any
+) -> None:
+    """A single active consumer: one bus gets every event, in order; when it stops, the other gets them."""
+    first_recorder, second_recorder = Recorder(), Recorder()
+    first, second = make_bus(), make_bus()
+    first.start(first_recorder, ignore_ui)
+    second.start(second_recorder, ignore_ui)
+    assert broker.queue_declare(names.events_queue, passive=True).method.consumer_count == 2
+    publish_sms_statuses(first, 0, 30)
+    first_recorder.wait_for(30)
+    assert [body['message_id'] for body in first_recorder.bodies()] == [f'm-{n}' for n in range(30)]
+    assert second_recorder.deliveries == []
+    first.stop()
+    publish_sms_statuses(second, 30, 5)
+    second_recorder.wait_for(5)
+    assert [body['message_id'] for body in second_recorder.bodies()] == [f'm-{n}' for n in range(30, 35)]
+
+
+def test_an_events_queue_of_an_older_version_is_made_anew_when_empty_and_kept_while_it_holds_events(
+    make_bus: Callable[..., RabbitBus], names: QueueNames, broker: Any
+) -> None:
+    broker.queue_declare(names.events_queue, durable=True)  # no single active consumer
+    broker.basic_publish('', names.events_queue, encode({'message_id': 'old', 'status': 'delivered'}))
+    recorder = Recorder()
+    bus = make_bus()
+    bus.start(recorder, ignore_ui)  # holding an event: consumed as it is
+    recorder.wait_for(1)
+    bus.stop()
+    wait_until(lambda: ready_count(broker, names.events_queue) == 0, what='the old queue drained')
+    again = make_bus()
+    again.start(Recorder(), ignore_ui)  # empty now: declared anew with the argument
+    with pytest.raises(ChannelClosedByBroker) as refused:
+        broker.queue_declare(names.events_queue, durable=True)  # as the older version declared it
+    assert refused.value.reply_code == 406

@@ -109,3 +109,42 @@ def test_closing_the_hub_waits_for_reads_in_flight_and_takes_no_more() -> None:
     hub.close()
     assert finished.is_set()
     hub.on_ui({'kind': 'history', 'borrower_id': 1})  # after close: ignored, nothing scheduled
+
+
+async def test_a_state_goes_to_its_operators_tabs_and_a_history_to_the_tabs_that_want_it(monkeypatch) -> None:
+    """Each notification is heard once by the process's observers; a tab gets only what concerns it."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from nicegui import core
+
+    from crm.domain.notifications import HistoryChanged, OperatorStateChanged, to_wire
+    from crm.domain.operator_states import OperatorState
+
+    monkeypatch.setattr(core, 'loop', asyncio.get_running_loop())
+    hub = LiveHub()
+    hub.attach_loop(asyncio.get_running_loop())
+    got: dict[str, list[str]] = {'ann': [], 'bob': [], 'boss': []}
+    heard: list[str] = []
+
+    def listener(name: str):
+        async def listen(notification, _prepared) -> None:
+            got[name].append(notification.kind)
+
+        return listen
+
+    hub.observe(lambda notification: heard.append(notification.kind))
+    another_card = lambda n: not isinstance(n, HistoryChanged)  # noqa: E731
+    hub.register(DeliveringClient('a'), '101', listener('ann'), user_id=1, wants=another_card)
+    hub.register(DeliveringClient('b'), '102', listener('bob'), user_id=2, wants=lambda n: True)
+    hub.register(DeliveringClient('c'), None, listener('boss'), user_id=3)
+    moment = datetime(2026, 11, 26, 9, tzinfo=UTC)
+    hub.on_ui(to_wire([OperatorStateChanged(1, OperatorState.READY, None, moment, None), HistoryChanged(7)]))
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+    assert heard == ['operator_state', 'history']
+    assert got == {'ann': ['operator_state'], 'bob': ['history'], 'boss': ['history']}
+    hub.on_ui(to_wire([OperatorStateChanged(1, OperatorState.BREAK, 'lunch', moment, None)]))
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+    assert got == {'ann': ['operator_state'] * 2, 'bob': ['history'], 'boss': ['history']}

@@ -10,6 +10,7 @@ state ticks in the browser (STATE_TIMER_JS), so most rows, most pushes, send not
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -26,22 +27,17 @@ FIGURES = ('Вх.', 'Исх.', 'Дозв.', 'Разговор ср.', 'Пост�
            'Собрано', 'Выполнено')  # fmt: skip
 COLUMNS = ('Сотрудник', 'Статус', 'В статусе', 'На линии', *FIGURES, '')
 GRID = f'grid-template-columns: 13rem 9rem 4rem 10rem repeat({len(FIGURES)}, minmax(3rem, 1fr)) 12rem'
-TICKING = ('time', 'elapsed')  # counted by the browser: a change of these alone is not sent
 
 Total = tuple[str, str, str]  # label, value, marker (data-testid)
 
 
-def line_data(row: OperatorRow, now: datetime, thresholds: Thresholds) -> dict[str, Any]:
-    """What the browser draws for ``row`` at ``now``, its colour class by the thresholds included."""
-    seconds = max(0, int((now - row.since).total_seconds())) if row.since else 0
+def row_figures(row: OperatorRow) -> dict[str, Any]:
+    """What the browser draws for ``row`` that does not change with time (the time and colour do)."""
     return {
         'id': row.user_id,
         'name': row.name,
         'state': reason_label(row.state, row.reason),
         'color': STATE_COLORS[row.state],
-        'level': LEVEL_CLASSES[level(row.state, seconds, thresholds)],
-        'time': elapsed_text(seconds) if row.since is not None else '—',
-        'elapsed': seconds if row.since is not None else None,
         'key': f'{row.state}-{row.since.isoformat()}' if row.since is not None else None,
         'borrower': row.borrower_name or '',
         'href': f'/borrower/{row.borrower_id}' if row.borrower_id is not None else None,
@@ -59,6 +55,40 @@ def line_data(row: OperatorRow, now: datetime, thresholds: Thresholds) -> dict[s
             percent_text(row.kept_percent),
         ],
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """An operator's row at a moment: ``figures`` (shared, made once per change of the row), its colour
+    level by the thresholds, and the seconds in the state (None: no state time)."""
+
+    figures: dict[str, Any]
+    level: int
+    seconds: int | None
+
+    def data(self) -> dict[str, Any]:
+        """The row as the browser takes it."""
+        return self.figures | {
+            'level': LEVEL_CLASSES[self.level],
+            'time': elapsed_text(self.seconds) if self.seconds is not None else '—',
+            'elapsed': self.seconds,
+        }
+
+
+class Lines:
+    """Operators' rows for every dashboard of a process: a row's figures are formatted once per change of
+    the row, not once per dashboard and push (with forty state changes a second that was most of what the
+    dashboards cost the process), and a dashboard compares them by identity."""
+
+    def __init__(self) -> None:
+        self._made: dict[int, tuple[OperatorRow, dict[str, Any]]] = {}
+
+    def line(self, row: OperatorRow, now: datetime, thresholds: Thresholds) -> Line:
+        made = self._made.get(row.user_id)
+        if made is None or made[0] != row:
+            made = self._made[row.user_id] = (row, row_figures(row))
+        seconds = max(0, int((now - row.since).total_seconds())) if row.since is not None else None
+        return Line(made[1], level(row.state, seconds or 0, thresholds), seconds)
 
 
 class MonitoringBoard(ui.element, component='monitoring_board.js'):
@@ -81,6 +111,7 @@ class MonitoringBoard(ui.element, component='monitoring_board.js'):
         )
         self.classes('w-full').mark('monitoring-board')
         self.rows: dict[int, dict[str, Any]] = {}  # what the browser was last sent, by operator
+        self._shown: dict[int, Line] = {}  # the lines last shown (sent or not: only the time moved)
         self.order: tuple[int, ...] = ()
         self.totals: dict[str, str] = {}  # marker → value
         self.updated = ''
@@ -89,21 +120,20 @@ class MonitoringBoard(ui.element, component='monitoring_board.js'):
         self.on('pause', lambda e: on_break(int(e.args[0]), str(e.args[1])))
         self.on('logout', lambda e: on_logout(int(e.args)))
 
-    def show(self, lines: Sequence[dict[str, Any]], totals: Sequence[Total], updated: str) -> None:
+    def show(self, lines: Sequence[Line], totals: Sequence[Total], updated: str) -> None:
         """Send what changed since the last show (nothing at all when nothing did)."""
         delta: dict[str, Any] = {}
-        order = tuple(line['id'] for line in lines)
+        order = tuple(line.figures['id'] for line in lines)
         if order != self.order:
-            delta['lines'] = list(lines)
+            self.rows = {line.figures['id']: line.data() for line in lines}
+            delta['lines'] = list(self.rows.values())
         else:
-            changed = [line for line in lines if _moved(self.rows.get(line['id']), line)]
+            changed = [line for line in lines if _moved(self._shown.get(line.figures['id']), line)]
             if changed:
-                delta['rows'] = changed
+                delta['rows'] = [line.data() for line in changed]
+                self.rows.update((row['id'], row) for row in delta['rows'])
         self.order = order
-        if 'lines' in delta:
-            self.rows = {line['id']: line for line in lines}
-        for line in delta.get('rows', ()):
-            self.rows[line['id']] = line
+        self._shown = {line.figures['id']: line for line in lines}
         if list(totals) != self._sent_totals:
             self._sent_totals = list(totals)
             self.totals = {marker: value for _, value, marker in totals}
@@ -114,10 +144,9 @@ class MonitoringBoard(ui.element, component='monitoring_board.js'):
             self.run_method('patch', delta)
 
 
-def _moved(shown: dict[str, Any] | None, line: dict[str, Any]) -> bool:
-    if shown is None:
-        return True
-    return any(shown.get(key) != value for key, value in line.items() if key not in TICKING)
+def _moved(shown: Line | None, line: Line) -> bool:
+    """Whether the browser's row needs ``line`` (the time in a state ticks there by itself)."""
+    return shown is None or shown.figures is not line.figures or shown.level != line.level
 
 
 def seconds_text(value: int | None) -> str:

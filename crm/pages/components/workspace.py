@@ -94,7 +94,14 @@ class Workspace:
         self.call = await service(self.services.calls.current, self.actor)
         self.render_call()
         client = ui.context.client
-        self.hub.register(client, self.actor.extension, self.on_notification, self.prepare)
+        self.hub.register(
+            client,
+            self.actor.extension,
+            self.on_notification,
+            self.prepare,
+            user_id=self.actor.id,
+            wants=self.wants,
+        )
         ui.on('crm-dial', self._dial_from_card)  # a phone chip on the card (card_markup.CARD_JS)
         ui.on('crm-reveal', self._reveal)  # «Показать» on a masked field of the card
         await self.chats.start()
@@ -121,6 +128,12 @@ class Workspace:
             ui.navigate.to('/login')
 
     # --- notifications from the bus -------------------------------------------------------------
+    def wants(self, notification: Notification) -> bool:
+        """Whether this tab has anything to do with it: a borrower's history only where the card is open."""
+        if isinstance(notification, HistoryChanged):
+            return self.card is not None and self.card.id == notification.borrower_id
+        return True
+
     def prepare(self, notification: Notification) -> ShownPop | None:
         """On the live hub's reader threads, while the loop sends the caller's name: a screen pop's call,
         and its card read and drawn as markup — unless it was read with the call (``pop`` draws that)."""
