@@ -9,14 +9,6 @@ The only call another thread makes on the consumer connection is ``add_callback_
 wake it up). The consumer thread also keeps the idle publisher connection's heartbeats going, under
 the same lock.
 
-The events queue has a single active consumer (``x-single-active-consumer``): every process of a
-cluster consumes it, the broker delivers to one of them at a time and hands over to another the moment
-that one's connection goes. Inbound events are applied one transaction at a time anyway
-(``crm.services.inbound.inbound_turn``); spread over three processes, each stalled on the others' turns
-with its prefetched events, a call's events were applied out of order (an answer parked until its ring
-came) and a turn taken by a process busy drawing pages held up all the others — at ten calls a second on
-two cores the queue fell ever further behind. One consumer at a time applies them in order, in batches.
-
 Delivery is at least once: a batch is acknowledged only after the handler returned, so a crash or a
 lost connection before that brings the messages again (handlers are idempotent by contract).
 Disconnects are logged at WARNING: a broker restart is an operational event, not a bug.
@@ -36,7 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
-from pika.exceptions import AMQPChannelError, AMQPConnectionError, ChannelClosedByBroker, NackError
+from pika.exceptions import AMQPChannelError, AMQPConnectionError, NackError
 from pika.spec import Basic, BasicProperties
 
 from crm.integrations.bus import (
@@ -60,8 +52,6 @@ BROKER_ERRORS: tuple[type[BaseException], ...] = (AMQPConnectionError, AMQPChann
 
 JSON = 'application/json'
 PERSISTENT = pika.DeliveryMode.Persistent
-SINGLE_ACTIVE_CONSUMER = {'x-single-active-consumer': True}
-PRECONDITION_FAILED = 406  # a queue declared with other arguments; a queue not empty for if_empty
 POLL_S = 0.2  # how long the consumer blocks in pika between checks of the stop flag
 KEEPALIVE_S = 5.0  # how often the consumer thread services the idle publisher connection
 START_TIMEOUT_S = 30.0
@@ -356,9 +346,9 @@ class RabbitBus:
         self._close_publisher()
         connection = BlockingConnection(self._params)
         try:
-            self._declare(connection, connection.channel()).close()
             channel = connection.channel()
             channel.confirm_delivery()
+            self._declare(channel)
         except BaseException:
             _close_quietly(connection)
             raise
@@ -386,47 +376,15 @@ class RabbitBus:
 
     # -- topology ------------------------------------------------------------------------------------
 
-    def _declare(self, connection: BlockingConnection, channel: BlockingChannel) -> BlockingChannel:
-        """Exchanges and queues; returns the channel to go on with (a refused declaration closes one)."""
+    def _declare(self, channel: BlockingChannel) -> None:
         names = self.names
         channel.exchange_declare(names.events_exchange, 'topic', durable=True)
         channel.exchange_declare(names.commands_exchange, 'topic', durable=True)
         channel.exchange_declare(names.ui_exchange, 'fanout', durable=True)
-        channel = self._declare_events_queue(connection, channel)
+        channel.queue_declare(names.events_queue, durable=True)
         for key in names.event_keys:
             channel.queue_bind(names.events_queue, names.events_exchange, routing_key=key)
         channel.queue_declare(names.dead_letter_queue, durable=True)
-        return channel
-
-    def _declare_events_queue(
-        self, connection: BlockingConnection, channel: BlockingChannel
-    ) -> BlockingChannel:
-        """The events queue with a single active consumer. One declared by an older version without it is
-        made anew if empty; holding events, it is used as it is (every process consuming) until drained."""
-        queue = self.names.events_queue
-        try:
-            channel.queue_declare(queue, durable=True, arguments=SINGLE_ACTIVE_CONSUMER)
-            return channel
-        except ChannelClosedByBroker as error:
-            if error.reply_code != PRECONDITION_FAILED:
-                raise
-        channel = connection.channel()
-        try:
-            channel.queue_delete(queue, if_empty=True)
-        except ChannelClosedByBroker as error:
-            if error.reply_code != PRECONDITION_FAILED:
-                raise
-            log.error(
-                'RabbitMQ queue %s was declared without a single active consumer and holds events: every '
-                'process consumes it until it is drained (then it is declared anew at a restart)',
-                queue,
-            )
-            channel = connection.channel()
-            channel.queue_declare(queue, passive=True)
-            return channel
-        log.warning('RabbitMQ queue %s declared anew with a single active consumer', queue)
-        channel.queue_declare(queue, durable=True, arguments=SINGLE_ACTIVE_CONSUMER)
-        return channel
 
     @staticmethod
     def _private_queue(channel: BlockingChannel, exchange: str, routing_key: str | None) -> str:
@@ -480,7 +438,8 @@ class RabbitBus:
 
     def _serve(self, connection: BlockingConnection) -> None:
         """Consume on one connection until stopped; raises when the connection or a channel breaks."""
-        channel = self._declare(connection, connection.channel())
+        channel = connection.channel()
+        self._declare(channel)
         dead_channel = connection.channel()
         dead_channel.confirm_delivery()
         channel.basic_qos(prefetch_count=self._prefetch)
