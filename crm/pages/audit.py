@@ -81,6 +81,7 @@ class AuditView:
         self.filters = AuditFilters()
         self.page = 1
         self.per_page = PER_PAGE
+        self._loads = 0  # loads begun: only the latest one shows its page
         with ui.row().classes('items-end gap-4'):
             self.user = ui.select(
                 {None: 'Все пользователи'} | users, value=None, label='Пользователь', on_change=self.on_filter
@@ -118,9 +119,15 @@ class AuditView:
         )
 
     async def load(self) -> None:
+        """Read the page for the current filters; a load overtaken by a later one (the first page still
+        being read when a filter is applied) shows nothing of its own."""
+        self._loads += 1
+        this_load = self._loads
         page = await attempt(
             self.services.audit_views.page, self.actor, self.filters, self.page, self.per_page
         )
+        if this_load != self._loads:
+            return
         if page is None:
             self.table.rows = []
             self.total.set_text('')
