@@ -13,7 +13,8 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm.db.models import OperatorStateRow, User, UserGroup
@@ -42,6 +43,12 @@ log = logging.getLogger(__name__)
 WRAP_UP_TIMEOUT_S = 120.0  # CRM_WRAP_UP_TIMEOUT_S
 OFFLINE_AFTER_S = 60.0  # CRM_OFFLINE_AFTER_S
 PRESENCE_S = 20.0  # how often an open tab says it is there: well inside OFFLINE_AFTER_S
+# A presence beat waits at most this long for the operator's row: a call's transaction holding it (the
+# events of a busy floor are applied in batches) would otherwise keep a worker thread of the page
+# waiting up to the statement time-out, and a few such beats left no thread for the pages. A beat given
+# up costs nothing: the next one comes in PRESENCE_S, and the row is gone only after OFFLINE_AFTER_S.
+PRESENCE_LOCK_WAIT_MS = 300
+LOCK_NOT_AVAILABLE = '55P03'
 WORKER_INTERVAL_S = 5.0
 BATCH = 200
 
@@ -107,11 +114,19 @@ class OperatorStateService:
         Не в сети (not by a supervisor) becomes Готов."""
         if actor.role != Role.OPERATOR:
             return
-        with self._sessions.begin() as session:
-            found = touch(session, actor.id)
-            if found is not None and (found[0] != OperatorState.OFFLINE or found[1] == FORCED):
-                return
-            moved = move(session, [Move(actor.id, OperatorEvent.CONNECT)], seen=True)
+        try:
+            with self._sessions.begin() as session:
+                if session.get_bind().dialect.name == 'postgresql':
+                    session.execute(text(f"SET LOCAL lock_timeout = '{PRESENCE_LOCK_WAIT_MS}ms'"))
+                found = touch(session, actor.id)
+                if found is not None and (found[0] != OperatorState.OFFLINE or found[1] == FORCED):
+                    return
+                moved = move(session, [Move(actor.id, OperatorEvent.CONNECT)], seen=True)
+        except OperationalError as error:
+            if getattr(error.orig, 'sqlstate', None) != LOCK_NOT_AVAILABLE:
+                raise
+            log.info('presence of user %s: the row is busy, the next beat records it', actor.id)
+            return
         self._notifier.publish(moved.notifications)
 
     def _own(self, actor: Actor, event: OperatorEvent, reason: str | None = None) -> OperatorStatus:

@@ -206,3 +206,30 @@ def test_the_notification_is_published_after_the_commit(
     with pytest.raises(ServiceError):
         states.set_break(operator, 'кофе')
     assert seen_then == ['break']
+
+
+def test_a_presence_beat_gives_up_at_once_on_a_row_a_call_holds(
+    states, sessions, operator, clock, is_postgres
+) -> None:
+    """PostgreSQL: the beat waits PRESENCE_LOCK_WAIT_MS for the row, not the statement time-out; the
+    next beat records it."""
+    import time
+
+    from crm.services.operator_states import PRESENCE_LOCK_WAIT_MS
+
+    if not is_postgres:
+        pytest.skip('row locks: PostgreSQL (CRM_TEST_DATABASE_URL)')
+    states.seen(operator)
+    before = state_of(sessions, operator.id).last_seen_at
+    clock.advance(seconds=20)
+    with sessions.begin() as holder:  # a call's transaction moving the operator
+        holder.execute(
+            select(OperatorStateRow).where(OperatorStateRow.user_id == operator.id).with_for_update()
+        )
+        began = time.perf_counter()
+        states.seen(operator)
+        waited_ms = (time.perf_counter() - began) * 1000
+    assert PRESENCE_LOCK_WAIT_MS <= waited_ms < PRESENCE_LOCK_WAIT_MS + 2000
+    assert state_of(sessions, operator.id).last_seen_at == before
+    states.seen(operator)
+    assert state_of(sessions, operator.id).last_seen_at > before
