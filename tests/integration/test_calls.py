@@ -552,3 +552,39 @@ def test_a_run_of_incoming_calls_that_fails_is_retried_one_by_one(
     assert outcome == [None, 'processing failed: RuntimeError: a bug', None]
     assert [len(rows(sessions, Call, call_id=i)) for i in ids] == [1, 0, 1]
     assert [len(rows(sessions, InboundEvent, call_id=i)) for i in ids] == [1, 0, 1]
+
+
+def test_a_batch_of_several_calls_events_is_applied_in_one_savepoint(
+    inbound, calls, sessions, engine
+) -> None:
+    """Under load a batch is mostly runs of one (a ring, another call's answer, a third's end): one
+    savepoint for the whole batch, not one per event, while the effect is that of each event alone."""
+    from sqlalchemy import event
+
+    operators = [make_user(sessions) for _ in range(3)]
+    ids = [f'pbx-{unique()}' for _ in operators]
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:
+        statements.append(statement)
+
+    batch = as_deliveries(
+        *[
+            ('telephony.call.incoming', incoming(i, unique_phone(), o.extension))
+            for i, o in zip(ids, operators, strict=True)
+        ],
+        ('telephony.call.answered', {'call_id': ids[0], 'at': '2026-11-26T12:00:05+03:00'}),
+        ('telephony.call.incoming', incoming(f'pbx-{unique()}', unique_phone(), operators[1].extension)),
+        ('telephony.call.ended', {'call_id': ids[0], 'at': '2026-11-26T12:01:05+03:00'}),
+        ('telephony.call.answered', {'call_id': ids[2], 'at': '2026-11-26T12:00:06+03:00'}),
+    )
+    event.listen(engine, 'before_cursor_execute', count)
+    try:
+        outcome = inbound.handle_deliveries(batch)
+    finally:
+        event.remove(engine, 'before_cursor_execute', count)
+    assert outcome == [None] * len(batch)
+    assert len([s for s in statements if s.startswith('SAVEPOINT')]) == 1
+    with sessions() as session:
+        states = dict(session.execute(select(Call.call_id, Call.state).where(Call.call_id.in_(ids))).all())
+    assert states == {ids[0]: 'ended', ids[1]: 'ringing', ids[2]: 'active'}
