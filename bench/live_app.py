@@ -221,7 +221,10 @@ class Publisher:
 
     def close(self) -> None:
         if self._connection is not None and self._connection.is_open:
-            self._connection.close()
+            try:
+                self._connection.close()
+            except (self._pika.exceptions.AMQPError, OSError) as error:
+                log.info('bench publisher: %s on close (idle for minutes, the broker closed it)', error)
         if self._http is not None:
             self._http.close()
 
