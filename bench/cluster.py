@@ -931,9 +931,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         bench = Bench(args, cluster, make_sessions(engine), fixture, publisher)
         measured = asyncio.run(measure(bench))
     finally:
-        publisher.close()
-        cluster.stop()
-        engine.dispose()
+        try:
+            publisher.close()
+        finally:  # a cluster left running would load the next run's machine
+            cluster.stop()
+            engine.dispose()
     print(json.dumps(report(bench, measured), ensure_ascii=False))
 
 
