@@ -295,15 +295,15 @@ def build(
     field_visibility = FieldVisibilityService(sessions, clock=clock)  # one per process: its cache
     borrowers = BorrowerService(sessions, compliance=compliance, clock=clock, visibility=field_visibility)
     screen_pops = ScreenPopReads(borrowers)
+    # the three kinds of a call's events share one route: a mixed run of them is applied at once
+    calls_events = Route(partial(call_events.calls_events, pops=screen_pops, limits=call_limits), batch=True)
     inbound = InboundRouter(
         sessions,
         Notifier(bus),
         {
-            'telephony.call.incoming': Route(
-                partial(call_events.incoming, pops=screen_pops, limits=call_limits), batch=True
-            ),
-            'telephony.call.answered': Route(call_events.answered_or_ended),
-            'telephony.call.ended': Route(call_events.answered_or_ended),
+            'telephony.call.incoming': calls_events,
+            'telephony.call.answered': calls_events,
+            'telephony.call.ended': calls_events,
             'chat.message.received': Route(partial(chats.chat_received, limits=call_limits), batch=True),
             'email.received': Route(partial(mail_inbound.email_received, limits=call_limits), batch=True),
             'sms.status': Route(outbox.sms_status),

@@ -7,8 +7,9 @@ decode → claim the idempotency key → the handler registered for the event ty
   a key another transaction holds makes this one wait for it and then counts as a repeat, so the same
   event applied at once by two processes has one effect, and a repeat has none.
 - **Handlers** are registered per event type in ``crm.bootstrap`` (``Route``). A handler gets the fresh
-  events of one type and says what they came to (``Outcome``). A route marked ``batch`` gets a whole run
-  of consecutive events of its type at once (a burst of incoming calls is recorded set-wise).
+  events of its route and says what they came to (``Outcome``). A route marked ``batch`` gets a whole run
+  of consecutive events of its route at once (a burst of incoming calls is recorded set-wise); several
+  types may share one route (a call's ring, answer and end: a mixed run of them is applied at once).
 - **Parking.** An event that arrives before what it is about (``answered`` before ``incoming``) is
   returned by its handler as ``parked`` and waits under its subject (``inbound_events.call_id``); when a
   handler reports that subject as ``appeared``, the parked events are applied, oldest first.
@@ -178,7 +179,7 @@ class InboundRouter:
             raise BadEvent(f'no handler for event type {event_type!r}', 'type')
         try:
             with self._turn() as session:
-                notifications = self._apply(session, event_type, [event])
+                notifications = self._apply(session, [(event_type, event)])
         except IntegrityError:  # the same event committed by another request a moment earlier
             log.info('event %s applied concurrently elsewhere', idempotency_key(event_type, event))
             return False
@@ -199,7 +200,7 @@ class InboundRouter:
         try:
             with session.begin_nested():
                 for run in self._runs(parsed):
-                    gathered += self._apply(session, run[0][1], [event for _, _, event in run]) or []
+                    gathered += self._apply(session, _typed(run)) or []
         except DATABASE_AWAY:
             raise
         except Exception as error:
@@ -212,12 +213,12 @@ class InboundRouter:
         """A run of one batch-capable type in one savepoint; False if it failed (then one by one)."""
         try:
             with session.begin_nested():
-                notifications += self._apply(session, run[0][1], [event for _, _, event in run]) or []
+                notifications += self._apply(session, _typed(run)) or []
             return True
         except DATABASE_AWAY:
             raise
         except Exception as error:  # one by one, to find the event at fault
-            log.info('a run of %d %s events goes one by one: %s', len(run), run[0][1], error)
+            log.info('a run of %d events from %s goes one by one: %s', len(run), run[0][1], error)
             return False
 
     def _guarded(
@@ -231,7 +232,7 @@ class InboundRouter:
         be applied (a bug must not hold the queue up for ever)."""
         try:
             with scope() as session:
-                notifications += self._apply(session, event_type, [event]) or []
+                notifications += self._apply(session, [(event_type, event)]) or []
         except IntegrityError:  # another process applied the same event at the same moment
             log.info('event %s applied concurrently elsewhere', idempotency_key(event_type, event))
         except DATABASE_AWAY:
@@ -251,31 +252,34 @@ class InboundRouter:
             inbound_turn(session)
             yield session
 
-    def _apply(self, session: Session, event_type: str, events: Sequence[Event]) -> list[Notification] | None:
-        """The events' effect and what to tell the screens; None when every one was a repeat."""
-        route = self._routes[event_type]
-        fresh = self._claim(session, event_type, route, events)
+    def _apply(self, session: Session, run: Sequence[tuple[str, Event]]) -> list[Notification] | None:
+        """A run's effect (its events share one route) and what to tell the screens; None when every one
+        was a repeat."""
+        route = self._routes[run[0][0]]
+        fresh = self._claim(session, route, run)
         if not fresh:
             return None
-        outcome = route.handler(session, fresh)
+        outcome = route.handler(session, list(fresh.values()))
+        key_of = {id(event): key for key, event in fresh.items()}
         for status, held in (('parked', outcome.parked), ('stored', outcome.stored)):
             if held:
-                keys = [idempotency_key(event_type, event) for event in held]
+                keys = [key_of[id(event)] for event in held]
                 session.execute(update(InboundEvent).where(InboundEvent.key.in_(keys)).values(status=status))
         notifications = outcome.notifications
         if outcome.appeared:
             notifications += self._apply_parked(session, outcome.appeared)
         return notifications
 
-    def _claim(self, session: Session, event_type: str, route: Route, events: Sequence[Event]) -> list[Event]:
-        """Record the events not seen before (each once) and return them; repeats are left out."""
-        by_key: dict[str, Event] = {}
-        for event in events:
+    def _claim(self, session: Session, route: Route, run: Sequence[tuple[str, Event]]) -> dict[str, Event]:
+        """Record the events not seen before (each once) and return them by key, in order; repeats are
+        left out."""
+        by_key: dict[str, tuple[str, Event]] = {}
+        for event_type, event in run:
             key = idempotency_key(event_type, event)
             if key in by_key:
                 log.info('repeated event %s ignored', key)
             else:
-                by_key[key] = event
+                by_key[key] = (event_type, event)
         now = self._clock()
         rows = [
             {
@@ -286,12 +290,12 @@ class InboundRouter:
                 'status': 'applied',
                 'received_at': now,
             }
-            for key, event in by_key.items()
+            for key, (event_type, event) in by_key.items()
         ]
         claimed = set(insert_ignoring_conflicts(session, InboundEvent, rows, InboundEvent.key))
         for key in by_key.keys() - claimed:
             log.info('repeated event %s ignored', key)
-        return [event for key, event in by_key.items() if key in claimed]
+        return {key: event for key, (_, event) in by_key.items() if key in claimed}
 
     def _apply_parked(self, session: Session, subjects: Sequence[str]) -> list[Notification]:
         """Events that came before their subject, applied now that it is there (oldest first)."""
@@ -310,10 +314,11 @@ class InboundRouter:
         return notifications
 
     def _runs(self, parsed: list[_Parsed]) -> Iterator[list[_Parsed]]:
-        """The batch in order, cut into runs: consecutive events of one batch-capable type together."""
+        """The batch in order, cut into runs: consecutive events of one batch-capable route together."""
         run: list[_Parsed] = []
         for item in parsed:
-            if run and item[1] == run[-1][1] and self._routes[item[1]].batch:
+            route = self._routes[item[1]]
+            if run and route is self._routes[run[-1][1]] and route.batch:
                 run.append(item)
                 continue
             if run:
@@ -335,6 +340,10 @@ def inbound_turn(session: Session) -> None:
     """
     if session.get_bind().dialect.name == 'postgresql':
         session.execute(select(func.pg_advisory_xact_lock(INBOUND_LOCK)))
+
+
+def _typed(run: list[_Parsed]) -> list[tuple[str, Event]]:
+    return [(event_type, event) for _, event_type, event in run]
 
 
 @contextmanager

@@ -1,6 +1,6 @@
 """Requests opened by what happens elsewhere, in that capability's own transaction (no transaction here).
 
-- **Inbound contacts** (``join_contacts``): a ring from a known number (``call_events.incoming``), a chat
+- **Inbound contacts** (``join_contacts``): a ring from a known number (``call_events.calls_events``), a chat
   message from a known borrower (``chats.chat_received``, and a chat's messages when an operator links it
   to a borrower later) open the borrower's request of origin ``contact`` or join the open one. They are
   on the hot path of a ring, so the work is set-wise: ``request_store.open_or_join``. An e-mail from a

@@ -446,7 +446,7 @@ def test_an_event_that_breaks_the_code_is_dead_lettered_not_retried_for_ever(
     bad = {'call_id': f'pbx-{unique()}', 'at': '2026-11-26T12:00:00Z'}
     original = call_events.apply_to_call
 
-    def broken(session, call, event):
+    def broken(call, communication, event):
         raise RuntimeError('a bug')
 
     monkeypatch.setattr(call_events, 'apply_to_call', broken)
@@ -588,3 +588,53 @@ def test_a_batch_of_several_calls_events_is_applied_in_one_savepoint(
     with sessions() as session:
         states = dict(session.execute(select(Call.call_id, Call.state).where(Call.call_id.in_(ids))).all())
     assert states == {ids[0]: 'ended', ids[1]: 'ringing', ids[2]: 'active'}
+
+
+def _mixed_calls_batch(sessions, size: int) -> tuple[list[str], list[Delivery]]:
+    """``size`` calls, each rung, answered and ended, their events interleaved as a busy PBX sends them."""
+    operators = [make_user(sessions) for _ in range(size)]
+    ids = [f'pbx-{unique()}' for _ in operators]
+    events: list[tuple[str, dict[str, Any]]] = []
+    for n, (call_id, operator) in enumerate(zip(ids, operators, strict=True)):
+        events.append(('telephony.call.incoming', incoming(call_id, unique_phone(), operator.extension)))
+        if n >= 1:
+            events.append(
+                ('telephony.call.answered', {'call_id': ids[n - 1], 'at': '2026-11-26T12:00:05+03:00'})
+            )
+        if n >= 2:
+            events.append(
+                ('telephony.call.ended', {'call_id': ids[n - 2], 'at': '2026-11-26T12:01:05+03:00'})
+            )
+    return ids, as_deliveries(*events)
+
+
+def test_a_mixed_batch_of_calls_events_takes_as_many_statements_whatever_its_size(
+    inbound, calls, sessions, engine
+) -> None:
+    """Rings, answers and ends are applied as one run: the statements (each a round trip taken inside the
+    turn every process waits for) do not grow with the batch."""
+    from sqlalchemy import event
+
+    counted: list[int] = []
+    for size in (3, 12):
+        ids, batch = _mixed_calls_batch(sessions, size)
+        statements: list[str] = []
+
+        def count(conn, cursor, statement, parameters, context, executemany, into=statements) -> None:
+            into.append(statement)
+
+        event.listen(engine, 'before_cursor_execute', count)
+        try:
+            outcome = inbound.handle_deliveries(batch)
+        finally:
+            event.remove(engine, 'before_cursor_execute', count)
+        assert outcome == [None] * len(batch)
+        if engine.dialect.name == 'sqlite':  # its in-process driver inserts RETURNING rows one at a time
+            statements = [s for n, s in enumerate(statements) if n == 0 or s != statements[n - 1]]
+        counted.append(len(statements))
+        with sessions() as session:
+            states = dict(
+                session.execute(select(Call.call_id, Call.state).where(Call.call_id.in_(ids))).all()
+            )
+        assert states == {i: 'ended' for i in ids[:-2]} | {ids[-2]: 'active', ids[-1]: 'ringing'}
+    assert counted[0] == counted[1], counted

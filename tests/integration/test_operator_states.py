@@ -96,6 +96,42 @@ def test_a_call_moves_the_operator_from_ready_to_wrap_up_and_back(
     ]  # fmt: skip
 
 
+def test_a_batch_moves_an_operator_through_its_calls_in_the_events_order(
+    system, states, sessions, operator
+) -> None:
+    """A batch's rings, answers and ends are applied as one run: the operator's moves keep the events'
+    order — the first call rung, answered, ended (wrap-up), then the second rung while in wrap-up."""
+    states.seen(operator)
+    first, second = f'pbx-{unique()}', f'pbx-{unique()}'
+    at = '2026-11-26T12:00:00+03:00'
+
+    def ring(call_id: str) -> tuple[str, dict[str, Any]]:
+        body = {'call_id': call_id, 'from': unique_phone(), 'to_extension': operator.extension, 'at': at}
+        return 'telephony.call.incoming', body
+
+    batch = [
+        ring(first),
+        ('telephony.call.answered', {'call_id': first, 'at': at}),
+        ('telephony.call.ended', {'call_id': first, 'at': at, 'duration_s': 5}),
+        ring(second),
+    ]
+    outcome = system.services.inbound.handle_deliveries(
+        [Delivery(kind, json.dumps(body).encode()) for kind, body in batch]
+    )
+    assert outcome == [None] * 4
+    row = state_of(sessions, operator.id)
+    assert (row.state, row.call_id) == ('ringing', second)
+    with sessions() as session:
+        history = session.scalars(
+            select(OperatorStateChange)
+            .where(OperatorStateChange.user_id == operator.id)
+            .order_by(OperatorStateChange.id)
+        ).all()
+    assert [(h.to_state, h.call_id) for h in history] == [
+        ('ready', None), ('ringing', first), ('talking', first), ('wrap_up', first), ('ringing', second),
+    ]  # fmt: skip
+
+
 def test_wrap_up_ends_after_its_time_out(system, states, worker, clock, bus, sessions, operator) -> None:
     states.seen(operator)
     call_id = f'pbx-{unique()}'
