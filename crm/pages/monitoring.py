@@ -45,6 +45,9 @@ LEVEL_CSS = """
 .crm-level-3 { background: #fecaca; }
 .crm-mon-row > * { padding: 2px 6px; }
 .crm-mon-line { content-visibility: auto; contain-intrinsic-size: auto 34px; }
+.crm-mon-action { padding: 2px 6px; border-radius: 4px; font-size: 0.8rem; font-weight: 500; }
+.crm-mon-action:hover { background: rgba(0, 0, 0, 0.06); }
+.crm-mon-action:focus-visible { outline: 2px solid currentColor; }
 """
 
 

@@ -4,10 +4,12 @@
 // kept the browser busier than anything it shows. patch() replaces only the rows that changed, so Vue
 // redraws those rows and nothing else. The time in a state is counted by the browser (STATE_TIMER_JS
 // reads data-state-elapsed / data-state-key); v-text keeps Vue writing to the cell itself, not to a text
-// node the timer has replaced.
+// node the timer has replaced. A row's actions are plain buttons and the break reasons one menu for the
+// whole board, opened at the button clicked: two Quasar buttons and a menu per row were ~300 components
+// for Vue to diff whenever rows were replaced.
 const OperatorLine = {
-  props: { row: Object, reasons: Array, grid: String },
-  emits: ["day", "pause", "logout"],
+  props: { row: Object, grid: String },
+  emits: ["day", "menu", "logout"],
   template: `
     <div class="crm-mon-line grid w-full crm-mon-row text-sm items-center border-b" :class="row.level"
          :style="grid" :data-testid="'monitoring-row-' + row.id">
@@ -20,19 +22,10 @@ const OperatorLine = {
          v-text="row.borrower"></a>
       <div v-for="(value, i) in row.figures" :key="i" class="tabular-nums" v-text="value"></div>
       <div class="flex gap-1 no-wrap whitespace-nowrap">
-        <q-btn dense flat no-caps color="orange-9" label="Перерыв" :data-testid="'monitoring-break-' + row.id">
-          <q-menu>
-            <q-list dense>
-              <q-item v-for="reason in reasons" :key="reason[0]" clickable v-close-popup
-                      :data-testid="'monitoring-break-' + row.id + '-' + reason[0]"
-                      @click="$emit('pause', reason[0])">
-                <q-item-section v-text="reason[1]"></q-item-section>
-              </q-item>
-            </q-list>
-          </q-menu>
-        </q-btn>
-        <q-btn dense flat no-caps color="negative" label="Вывести из сети"
-               :data-testid="'monitoring-logout-' + row.id" @click="$emit('logout')"></q-btn>
+        <button type="button" class="crm-mon-action text-orange-9" :data-testid="'monitoring-break-' + row.id"
+                @click="$emit('menu', $event.currentTarget)">Перерыв</button>
+        <button type="button" class="crm-mon-action text-negative" :data-testid="'monitoring-logout-' + row.id"
+                @click="$emit('logout')">Вывести из сети</button>
       </div>
     </div>
   `,
@@ -43,7 +36,12 @@ export default {
   props: { lines: Array, totals: Array, updated: String, reasons: Array, grid: String, columns: Array },
   emits: ["day", "pause", "logout"],
   data() {
-    return { shownLines: this.lines || [], shownTotals: this.totals || [], shownUpdated: this.updated || "" };
+    return {
+      shownLines: this.lines || [],
+      shownTotals: this.totals || [],
+      shownUpdated: this.updated || "",
+      menu: { open: false, target: false, row: null },
+    };
   },
   watch: {
     lines(value) { this.shownLines = value || []; },
@@ -51,6 +49,12 @@ export default {
     updated(value) { this.shownUpdated = value || ""; },
   },
   methods: {
+    openMenu(row, target) {
+      this.menu.open = false;
+      this.menu.target = target;
+      this.menu.row = row;
+      this.$nextTick(() => { this.menu.open = true; });
+    },
     patch(delta) {
       if (delta.lines) {
         this.shownLines = delta.lines;
@@ -79,10 +83,19 @@ export default {
           <div v-for="title in columns" v-text="title"></div>
         </div>
         <div v-if="!shownLines.length" class="p-3 text-gray-600">Операторов нет</div>
-        <operator-line v-for="row in shownLines" :key="row.id" :row="row" :reasons="reasons" :grid="grid"
-                       @day="$emit('day', row.id)" @pause="(code) => $emit('pause', [row.id, code])"
+        <operator-line v-for="row in shownLines" :key="row.id" :row="row" :grid="grid"
+                       @day="$emit('day', row.id)" @menu="(target) => openMenu(row.id, target)"
                        @logout="$emit('logout', row.id)"></operator-line>
       </div>
+      <q-menu v-model="menu.open" :target="menu.target" no-parent-event>
+        <q-list dense>
+          <q-item v-for="reason in reasons" :key="reason[0]" clickable v-close-popup
+                  :data-testid="'monitoring-break-' + menu.row + '-' + reason[0]"
+                  @click="$emit('pause', [menu.row, reason[0]])">
+            <q-item-section v-text="reason[1]"></q-item-section>
+          </q-item>
+        </q-list>
+      </q-menu>
     </div>
   `,
 };
