@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from nicegui import ui
+from nicegui import ElementFilter, ui
 from nicegui.testing import User
 
 from crm.db.models import User as UserRow
@@ -41,6 +41,15 @@ def sees(user: User, text: str) -> bool:
             getattr(e, 'text', '') or getattr(e, 'content', '') for e in ui.context.client.elements.values()
         )
         return any(text in (content or '') for content in shown)
+
+
+def shown(element: ui.element) -> bool:
+    """The element and every element around it visible."""
+    while element is not None:
+        if not element.visible:
+            return False
+        element = element.parent_slot.parent if element.parent_slot is not None else None
+    return True
 
 
 def panel_says(user: User, text: str) -> bool:
@@ -104,6 +113,11 @@ async def test_whole_call_from_answer_to_the_promise_in_history(
         recording_url='https://pbx.example/rec/1.mp3',
     )
     await until(lambda: sees(user, 'Результат звонка'))
+    (code,) = user.find(marker='result-code').elements
+    (recording,) = user.find('Запись разговора').elements
+    with user:
+        (amount,) = ElementFilter(kind=ui.input, content='Сумма обещания, ₽')
+    assert not shown(amount)  # until a promise is chosen
     user.find(marker='result-code').click()
     user.find('Обещание оплаты').click()
     user.find('Сумма обещания, ₽').type('7500')
@@ -113,6 +127,17 @@ async def test_whole_call_from_answer_to_the_promise_in_history(
     await until(lambda: sees(user, 'Нет активного звонка'))
     await until(lambda: sees(watcher, 'Оплатит с зарплаты'))
     assert sees(watcher, 'обещание 7 500,00 ₽')
+    assert not shown(code)  # no call waits for a result
+    # the next call's result: the same form, empty, without the last call's recording
+    second = await ring(user, phone, '104', at='2026-11-26T10:10:00+03:00')
+    await until(lambda: panel_says(user, 'Обещающий'))
+    await post_event(user, type='telephony.call.answered', call_id=second, at='2026-11-26T10:10:02+03:00')
+    await post_event(user, type='telephony.call.ended', call_id=second, at='2026-11-26T10:11:02+03:00')
+    await until(lambda: shown(code))
+    assert user.find(marker='result-code').elements == {code}  # the same form
+    (comment,) = user.find('Комментарий').elements
+    assert (code.value, comment.value, shown(recording)) == (None, '', False)
+    assert not shown(amount)  # shown again only for a promise
 
 
 async def test_new_call_is_refused_on_a_card_with_a_legal_status(user: User, sessions) -> None:

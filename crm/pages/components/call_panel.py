@@ -96,6 +96,7 @@ class CallPanel:
             self.result_area = ui.column().classes('w-full gap-0')
         self._others_shown: tuple[OtherBorrower, ...] = ()
         self._result_for: str | None = None
+        self.result: ResultForm | None = None  # made at the first call that needs it, then reused
         self._style = ''
 
     def update(self) -> None:
@@ -168,10 +169,11 @@ class CallPanel:
         if call_id == self._result_for:
             return
         self._result_for = call_id
-        self.result_area.clear()
-        if call is not None:
+        if call is not None and self.result is None:
             with self.result_area:
-                result_form(self.ws, call)
+                self.result = ResultForm(self.ws)
+        if self.result is not None:
+            self.result.show(call)
 
 
 class CallButton:
@@ -312,52 +314,74 @@ async def transfer_dialog(ws: CallHost) -> None:
     dialog.open()
 
 
-def result_form(ws: CallHost, call: CallView) -> None:
-    """What the call came to; required before the next outgoing call."""
-    options = {o.code: o.name for o in ws.result_options}
-    needs = {o.code: (o.needs_promise, o.needs_callback) for o in ws.result_options}
-    with ui.column().classes('w-full gap-2 border-t pt-2'):
-        ui.label('Результат звонка').classes('font-semibold')
-        with ui.row().classes('w-full items-start gap-3'):
-            code = (
-                ui.select(options, label='Результат')
-                .props('outlined dense')
-                .classes('w-64')
-                .mark('result-code')
-            )
-            amount = ui.input('Сумма обещания, ₽').props('outlined dense inputmode=decimal').classes('w-44')
-            today = ws.services.clock().astimezone(fmt.OFFICE_TZ).date()
-            promise_date = DateInput('Дата платежа', min_day=today).props('outlined dense').classes('w-44')
-            callback = MomentInput('Перезвонить (МСК)').props('outlined dense').classes('w-60')
-            comment = ui.textarea('Комментарий').props('outlined dense autogrow').classes('flex-1 min-w-64')
+class ResultForm:
+    """What the call came to; required before the next outgoing call. Made once per tab and cleared for
+    each call that needs it: a new form per call was ~25 elements (the date and time pickers among them)
+    for the event loop to make and the browser to mount, at every call's end."""
 
-        def show_fields() -> None:
-            promise, again = needs.get(code.value or '', (False, False))
-            amount.set_visibility(promise)
-            promise_date.set_visibility(promise)
-            callback.set_visibility(again)
+    def __init__(self, ws: CallHost) -> None:
+        self.ws = ws
+        self.call: CallView | None = None
+        options = {o.code: o.name for o in ws.result_options}
+        self.needs = {o.code: (o.needs_promise, o.needs_callback) for o in ws.result_options}
+        with ui.column().classes('w-full gap-2 border-t pt-2') as self.box:
+            ui.label('Результат звонка').classes('font-semibold')
+            with ui.row().classes('w-full items-start gap-3'):
+                self.code = (
+                    ui.select(options, label='Результат', on_change=self._show_fields)
+                    .props('outlined dense')
+                    .classes('w-64')
+                    .mark('result-code')
+                )
+                self.amount = (
+                    ui.input('Сумма обещания, ₽').props('outlined dense inputmode=decimal').classes('w-44')
+                )
+                self.promise_date = DateInput('Дата платежа').props('outlined dense').classes('w-44')
+                self.callback = MomentInput('Перезвонить (МСК)').props('outlined dense').classes('w-60')
+                self.comment = (
+                    ui.textarea('Комментарий').props('outlined dense autogrow').classes('flex-1 min-w-64')
+                )
+            self.recording = ui.link('Запись разговора', '#', new_tab=True).classes('text-sm')
+            ui.button('Сохранить результат', icon='save', on_click=self.save).props('unelevated')
 
-        code.on_value_change(show_fields)
-        show_fields()
+    def show(self, call: CallView | None) -> None:
+        """Empty, for ``call`` (hidden when None)."""
+        self.call = call
+        self.box.set_visibility(call is not None)
+        if call is None:
+            return
+        self.code.set_value(None)
+        for field in (self.amount, self.promise_date, self.callback, self.comment):
+            field.set_value('')
+        self.promise_date.limit(min_day=self.ws.services.clock().astimezone(fmt.OFFICE_TZ).date())
         recording = web_url(call.recording_url)
-        if recording is not None:
-            ui.link('Запись разговора', recording, new_tab=True).classes('text-sm')
+        self.recording.set_visibility(recording is not None)
+        if recording is not None and self.recording.props.get('href') != recording:
+            self.recording.props['href'] = recording
+        self._show_fields()
 
-        async def save() -> None:
-            try:
-                day, again_at = promise_date.day, callback.moment
-            except BadDate as error:
-                ui.notify(str(error), type='warning')
-                return
-            result = CallResult(
-                code=code.value or '',
-                comment=comment.value or '',
-                promise_amount=amount.value or None,
-                promise_date=day,
-                callback_at=again_at.replace(tzinfo=fmt.OFFICE_TZ).astimezone(UTC) if again_at else None,
-            )
-            view = await ws.act(ws.services.calls.save_result, call.call_id, result)
-            if view is not None:
-                ui.notify('Результат сохранён', type='positive')
+    def _show_fields(self) -> None:
+        promise, again = self.needs.get(self.code.value or '', (False, False))
+        self.amount.set_visibility(promise)
+        self.promise_date.set_visibility(promise)
+        self.callback.set_visibility(again)
 
-        ui.button('Сохранить результат', icon='save', on_click=save).props('unelevated')
+    async def save(self) -> None:
+        call = self.call
+        if call is None:
+            return
+        try:
+            day, again_at = self.promise_date.day, self.callback.moment
+        except BadDate as error:
+            ui.notify(str(error), type='warning')
+            return
+        result = CallResult(
+            code=self.code.value or '',
+            comment=self.comment.value or '',
+            promise_amount=self.amount.value or None,
+            promise_date=day,
+            callback_at=again_at.replace(tzinfo=fmt.OFFICE_TZ).astimezone(UTC) if again_at else None,
+        )
+        view = await self.ws.act(self.ws.services.calls.save_result, call.call_id, result)
+        if view is not None:
+            ui.notify('Результат сохранён', type='positive')

@@ -76,11 +76,22 @@ class DateInput(ui.input):
                 picker = ui.date(mask='DD.MM.YYYY').props('minimal first-day-of-week=1')
                 picker.bind_value(self)
                 picker.on_value_change(menu.close)
-                if min_day or max_day:
-                    low = (min_day or date(1900, 1, 1)).strftime('%Y/%m/%d')
-                    high = (max_day or date(2100, 12, 31)).strftime('%Y/%m/%d')
-                    picker.props(f''':options="d => d >= '{low}' && d <= '{high}'"''')
             icon.on('click', menu.open)
+        self.picker = picker
+        self._limits: tuple[date | None, date | None] = (None, None)
+        self.limit(min_day=min_day, max_day=max_day)
+
+    def limit(self, *, min_day: date | None = None, max_day: date | None = None) -> None:
+        """The days the calendar offers (typing is checked by the service)."""
+        if (min_day, max_day) == self._limits:
+            return
+        self._limits = (min_day, max_day)
+        if min_day or max_day:
+            low = (min_day or date(1900, 1, 1)).strftime('%Y/%m/%d')
+            high = (max_day or date(2100, 12, 31)).strftime('%Y/%m/%d')
+            self.picker.props(f''':options="d => d >= '{low}' && d <= '{high}'"''')
+        else:
+            self.picker.props(remove=':options')
 
     @property
     def day(self) -> date | None:
