@@ -768,6 +768,11 @@ def rss_report(samples: list[tuple[float, int]], warmup_s: float) -> dict[str, A
         'drift_pct': round((end - start) / start * 100, 2),
         'max_dev_pct': round(max(abs(k - start) for k in after) / start * 100, 2),
         'before_warmup_mib': round(samples[0][1] / 1024, 1),
+        # the curve: where it levels off, drift over the run is warming up, not a leak
+        'per_minute_mib': [
+            round(next(kib for at, kib in samples if at >= minute * 60) / 1024, 1)
+            for minute in range(int(samples[-1][0] // 60) + 1)
+        ],
     }
 
 

@@ -63,6 +63,7 @@ from live_app import (
 from crm.db.engine import make_engine, make_sessions
 from crm.db.migrate import upgrade
 from crm.db.models import BorrowerPhone, User, UserGroup
+from crm.db.statement_count import ORIGINS
 from crm.domain import Role
 from crm.domain.passwords import hash_password
 from tests.harness import CHROMIUM, CHROMIUM_ARGS, bench_database_url, machine
@@ -432,6 +433,11 @@ async def statement_window(app: App, churn: Churn, viewers: int, seconds: float)
         'ticks_per_min': round(ticks / minutes, 1),
         'changes_published': changes_after - changes_before,
         'ui_clients': int(after.get('crm_ui_clients', -1)),
+        'statements_per_min_by_origin': {
+            origin: round((after[name] - before[name]) / minutes, 1)
+            for origin in ORIGINS
+            if (name := f'crm_db_statements_{origin}_total') in after
+        },
     }
     log.info('with %d dashboard(s): %s', viewers, measured)
     return measured

@@ -10,9 +10,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
-from crm.db.statement_count import STATEMENTS
+from crm.db.statement_count import ORIGINS, STATEMENTS
 
 Kind = Literal['counter', 'gauge']
 
@@ -34,6 +35,12 @@ class Metrics:
             'SQL statements this process sent to the database',
             lambda: STATEMENTS.value,
         )
+        for origin in ORIGINS:
+            self.counter(
+                f'crm_db_statements_{origin}_total',
+                f'SQL statements this process sent for {origin} (crm.db.statement_count)',
+                partial(STATEMENTS.of, origin),
+            )
 
     def counter(self, name: str, help: str, read: Callable[[], float]) -> None:
         """A figure that only grows (Prometheus: a name ending in ``_total``)."""
