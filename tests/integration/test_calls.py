@@ -559,15 +559,9 @@ def test_a_batch_of_several_calls_events_is_applied_in_one_savepoint(
 ) -> None:
     """Under load a batch is mostly runs of one (a ring, another call's answer, a third's end): one
     savepoint for the whole batch, not one per event, while the effect is that of each event alone."""
-    from sqlalchemy import event
 
     operators = [make_user(sessions) for _ in range(3)]
     ids = [f'pbx-{unique()}' for _ in operators]
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany) -> None:
-        statements.append(statement)
-
     batch = as_deliveries(
         *[
             ('telephony.call.incoming', incoming(i, unique_phone(), o.extension))
@@ -578,16 +572,28 @@ def test_a_batch_of_several_calls_events_is_applied_in_one_savepoint(
         ('telephony.call.ended', {'call_id': ids[0], 'at': '2026-11-26T12:01:05+03:00'}),
         ('telephony.call.answered', {'call_id': ids[2], 'at': '2026-11-26T12:00:06+03:00'}),
     )
-    event.listen(engine, 'before_cursor_execute', count)
-    try:
-        outcome = inbound.handle_deliveries(batch)
-    finally:
-        event.remove(engine, 'before_cursor_execute', count)
+    outcome, statements = handled_counting(inbound, engine, batch)
     assert outcome == [None] * len(batch)
     assert len([s for s in statements if s.startswith('SAVEPOINT')]) == 1
     with sessions() as session:
         states = dict(session.execute(select(Call.call_id, Call.state).where(Call.call_id.in_(ids))).all())
     assert states == {ids[0]: 'ended', ids[1]: 'ringing', ids[2]: 'active'}
+
+
+def handled_counting(inbound, engine, batch: list[Delivery]) -> tuple[list[str | None], list[str]]:
+    """The batch handled, with the statements it sent."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:
+        statements.append(statement)
+
+    event.listen(engine, 'before_cursor_execute', count)
+    try:
+        return inbound.handle_deliveries(batch), statements
+    finally:
+        event.remove(engine, 'before_cursor_execute', count)
 
 
 def _mixed_calls_batch(sessions, size: int) -> tuple[list[str], list[Delivery]]:
@@ -613,21 +619,11 @@ def test_a_mixed_batch_of_calls_events_takes_as_many_statements_whatever_its_siz
 ) -> None:
     """Rings, answers and ends are applied as one run: the statements (each a round trip taken inside the
     turn every process waits for) do not grow with the batch."""
-    from sqlalchemy import event
 
     counted: list[int] = []
     for size in (3, 12):
         ids, batch = _mixed_calls_batch(sessions, size)
-        statements: list[str] = []
-
-        def count(conn, cursor, statement, parameters, context, executemany, into=statements) -> None:
-            into.append(statement)
-
-        event.listen(engine, 'before_cursor_execute', count)
-        try:
-            outcome = inbound.handle_deliveries(batch)
-        finally:
-            event.remove(engine, 'before_cursor_execute', count)
+        outcome, statements = handled_counting(inbound, engine, batch)
         assert outcome == [None] * len(batch)
         if engine.dialect.name == 'sqlite':  # its in-process driver inserts RETURNING rows one at a time
             statements = [s for n, s in enumerate(statements) if n == 0 or s != statements[n - 1]]

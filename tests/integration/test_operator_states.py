@@ -46,6 +46,17 @@ def state_of(sessions, user_id: int) -> OperatorStateRow:
         return row
 
 
+def history_of(sessions, user_id: int) -> list[OperatorStateChange]:
+    with sessions() as session:
+        return list(
+            session.scalars(
+                select(OperatorStateChange)
+                .where(OperatorStateChange.user_id == user_id)
+                .order_by(OperatorStateChange.id)
+            )
+        )
+
+
 def announced(bus, user_id: int) -> list[tuple[str, str | None]]:
     return [
         (n['state'], n['reason']) for n in bus.ui if n['kind'] == 'operator_state' and n['user_id'] == user_id
@@ -84,12 +95,7 @@ def test_a_call_moves_the_operator_from_ready_to_wrap_up_and_back(
         ('ready', None), ('ringing', None), ('talking', None), ('on_hold', None), ('talking', None),
         ('wrap_up', None), ('ready', None),
     ]  # fmt: skip
-    with sessions() as session:
-        history = session.scalars(
-            select(OperatorStateChange)
-            .where(OperatorStateChange.user_id == operator.id)
-            .order_by(OperatorStateChange.id)
-        ).all()
+    history = history_of(sessions, operator.id)
     assert [(h.from_state, h.to_state) for h in history] == [
         (None, 'ready'), ('ready', 'ringing'), ('ringing', 'talking'), ('talking', 'on_hold'),
         ('on_hold', 'talking'), ('talking', 'wrap_up'), ('wrap_up', 'ready'),
@@ -121,12 +127,7 @@ def test_a_batch_moves_an_operator_through_its_calls_in_the_events_order(
     assert outcome == [None] * 4
     row = state_of(sessions, operator.id)
     assert (row.state, row.call_id) == ('ringing', second)
-    with sessions() as session:
-        history = session.scalars(
-            select(OperatorStateChange)
-            .where(OperatorStateChange.user_id == operator.id)
-            .order_by(OperatorStateChange.id)
-        ).all()
+    history = history_of(sessions, operator.id)
     assert [(h.to_state, h.call_id) for h in history] == [
         ('ready', None), ('ringing', first), ('talking', first), ('wrap_up', first), ('ringing', second),
     ]  # fmt: skip
