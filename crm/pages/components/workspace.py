@@ -42,6 +42,7 @@ from crm.pages.components import (
     request_badge,
 )
 from crm.pages.components.card_markup import CardMarkup
+from crm.pages.components.coalesce import Coalesced
 from crm.pages.live import LiveHub
 from crm.pages.off_loop import attempt, service
 from crm.pages.session import session_token
@@ -80,6 +81,9 @@ class Workspace:
         self.panel = call_panel.CallPanel(self)
         self.content = ui.column().classes('w-full gap-4')
         self._history: card_view.HistoryPanel | None = None
+        # one read of the history at a time: two overlapping reads (an SMS queued, then sent a moment later)
+        # could finish out of order and leave the older one on screen
+        self.refresh_history = Coalesced(self._refresh_history)
         self._promises: promise_panel.PromisePanel | None = None
         self._products: product_panel.ProductPanel | None = None
         self.chats = chat_panel.ChatLive(self)  # the header's badge (given by the frame) and the card's chat
@@ -295,7 +299,7 @@ class Workspace:
         except BadQuery as error:
             return error.message
 
-    async def refresh_history(self) -> None:
+    async def _refresh_history(self) -> None:
         if self.card is None or self._history is None:
             return
         card_id = self.card.id
