@@ -25,6 +25,7 @@ import email.policy
 import hashlib
 import json
 import queue
+import random
 import re
 import secrets
 import socket
@@ -53,25 +54,40 @@ PHONE = re.compile(r'7\d{10}')
 _ACCOUNT_PATH = re.compile(r'/borrowers/([^/]+)/password-reset')
 
 
-def closed_port() -> int:
-    """A loopback port with nothing listening on it: connecting is refused."""
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands out for outgoing connections."""
+    try:
+        return int(Path('/proc/sys/net/ipv4/ip_local_port_range').read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(('127.0.0.1', port))
+        except OSError:
+            return False
+    return True
 
 
 def free_ports(count: int) -> int:
-    """The first of ``count`` consecutive free loopback ports."""
-    for _ in range(50):
-        first = closed_port()
-        try:
-            for port in range(first, first + count):
-                with socket.socket() as sock:
-                    sock.bind(('127.0.0.1', port))
-        except OSError:
-            continue
-        return first
+    """The first of ``count`` consecutive free loopback ports, below the ephemeral range: a port picked
+    in it (bind to 0) can be taken, before the server binds it, as the local end of one of the many
+    connections the cluster's other processes open meanwhile — a node then failed to start in CI."""
+    rng = random.Random()
+    high = _ephemeral_low() - count
+    for _ in range(200):
+        first = rng.randrange(10_000, high)
+        if all(_bindable(port) for port in range(first, first + count)):
+            return first
     raise RuntimeError('no run of free ports')
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening on it: connecting is refused (also a port to listen on
+    later, below the ephemeral range as ``free_ports``)."""
+    return free_ports(1)
 
 
 class _Server(ThreadingHTTPServer):
